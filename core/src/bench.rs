@@ -1,0 +1,377 @@
+//! The load tool behind `netget bench`: drives a real registry over loopback and prints
+//! registrations/s, discovery queries/s, watch push latency and the registry's memory.
+//!
+//! By default it starts the registry as a child process of the same binary, so the RSS it reports
+//! is the registry's alone; `--registry URL` drives one already running (no RSS then).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures_util::SinkExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{Connection, Socket};
+use crate::error::{Error, Result};
+use crate::identity::NodeKey;
+use crate::model::{NetworkName, Registration, ServiceName, InstanceId};
+use crate::protocol::{ClientMessage, ServerMessage};
+use crate::rest::RestClient;
+
+/// Options of `netget bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Registry to drive; default: start one as a child process (needed for RSS figures).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Instances to register.
+    #[arg(long, default_value_t = 10_000)]
+    pub instances: usize,
+    /// WebSocket sessions the instances are spread over.
+    #[arg(long, default_value_t = 50)]
+    pub sessions: usize,
+    /// Requests in flight at once, over all sessions/connections.
+    #[arg(long, default_value_t = 64)]
+    pub inflight: usize,
+    /// Discovery queries to send (over HTTP and again over WebSocket).
+    #[arg(long, default_value_t = 20_000)]
+    pub queries: usize,
+    /// Watchers of the watched service.
+    #[arg(long, default_value_t = 100)]
+    pub watchers: usize,
+    /// Changes pushed to the watchers.
+    #[arg(long, default_value_t = 500)]
+    pub events: usize,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The figures one run produces.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BenchReport {
+    /// Instances registered.
+    pub instances: usize,
+    /// Session registrations per second.
+    pub registrations_per_sec: f64,
+    /// HTTP discovery queries per second (10 instances per answer).
+    pub http_discovery_per_sec: f64,
+    /// WebSocket discovery queries per second (10 instances per answer).
+    pub ws_discovery_per_sec: f64,
+    /// Watch push latency, write sent to event received, microseconds.
+    pub watch_p50_us: f64,
+    /// 99th percentile of the same.
+    pub watch_p99_us: f64,
+    /// Watchers during the latency phase.
+    pub watchers: usize,
+    /// Registry RSS before registering, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Registry RSS with all instances registered, KiB.
+    pub rss_after_kib: Option<u64>,
+    /// (after - before) / instances, bytes.
+    pub bytes_per_instance: Option<f64>,
+}
+
+/// A registry started as a child process; killed when dropped.
+struct ChildRegistry {
+    child: tokio::process::Child,
+    url: String,
+    data: PathBuf,
+}
+
+impl Drop for ChildRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+async fn start_child() -> Result<ChildRegistry> {
+    let exe = std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
+    let data = std::env::temp_dir().join(format!("netget-bench-{}", std::process::id()));
+    let mut child = tokio::process::Command::new(exe)
+        .args(["registry", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::Io(format!("cannot start registry: {e}")))?;
+    let stdout = child.stdout.take().ok_or_else(|| Error::Internal("no stdout".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .map_err(|_| Error::timeout("registry start", Duration::from_secs(10)))?
+        .map_err(|e| Error::Io(e.to_string()))?
+        .ok_or_else(|| Error::Internal("registry exited before listening".into()))?;
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .ok_or_else(|| Error::Internal(format!("unexpected registry output: {line}")))?
+        .to_string();
+    Ok(ChildRegistry { child, url, data })
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// ~200 bytes of metadata, as the etcd comparison uses.
+fn payload(i: usize) -> Registration {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("zone".into(), format!("zone-{}", i % 3).into());
+    metadata.insert("owner".into(), "team-platform".into());
+    metadata.insert("build".into(), format!("{:040x}", i).into());
+    metadata.insert("description".into(), "benchmark instance with about two hundred bytes of metadata".into());
+    Registration {
+        address: format!("http://127.0.0.1:{}", 10_000 + i % 50_000),
+        tags: vec!["bench".into(), format!("shard-{}", i % 8)],
+        metadata,
+        version: Some("1.0.0".into()),
+        ..Default::default()
+    }
+}
+
+async fn open(url: &str) -> Result<Connection> {
+    let network = NetworkName::new("development")?;
+    Connection::open(url, &network, &NodeKey::generate()?, None, "service", Duration::from_secs(10)).await
+}
+
+/// Sends `msgs` on one socket with at most `window` unanswered, returning when all are answered.
+async fn pipeline(socket: &mut Socket, msgs: Vec<ClientMessage>, window: usize) -> Result<usize> {
+    let total = msgs.len();
+    let mut it = msgs.into_iter();
+    let (mut sent, mut done, mut errors) = (0usize, 0usize, 0usize);
+    while done < total {
+        while sent - done < window {
+            let Some(m) = it.next() else { break };
+            let text = serde_json::to_string(&m).map_err(|e| Error::Internal(e.to_string()))?;
+            socket.feed(Message::text(text)).await.map_err(|e| Error::Unreachable(e.to_string()))?;
+            sent += 1;
+        }
+        socket.flush().await.map_err(|e| Error::Unreachable(e.to_string()))?;
+        match crate::client::recv_message(socket).await? {
+            ServerMessage::Result { .. } => done += 1,
+            ServerMessage::Error { .. } => {
+                done += 1;
+                errors += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(errors)
+}
+
+/// Runs the benchmark and prints the report.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let report = measure(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &BenchReport) {
+    println!("netget bench — {} instances, {} watchers", r.instances, r.watchers);
+    println!("  session registrations/s      {:>12.0}", r.registrations_per_sec);
+    println!("  discovery/s (HTTP, 10 inst.) {:>12.0}", r.http_discovery_per_sec);
+    println!("  discovery/s (WS, 10 inst.)   {:>12.0}", r.ws_discovery_per_sec);
+    println!("  watch push p50               {:>10.0} µs", r.watch_p50_us);
+    println!("  watch push p99               {:>10.0} µs", r.watch_p99_us);
+    if let (Some(b), Some(a), Some(per)) = (r.rss_before_kib, r.rss_after_kib, r.bytes_per_instance) {
+        println!("  registry RSS                 {:>8.1} MiB → {:.1} MiB ({per:.0} B/instance)", b as f64 / 1024.0, a as f64 / 1024.0);
+    }
+}
+
+/// Runs every phase and returns the figures.
+pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
+    let child = match &args.registry {
+        Some(_) => None,
+        None => Some(start_child().await?),
+    };
+    let url = match (&args.registry, &child) {
+        (Some(u), _) => u.clone(),
+        (None, Some(c)) => c.url.clone(),
+        (None, None) => return Err(Error::Internal("no registry".into())),
+    };
+    let pid = child.as_ref().and_then(|c| c.child.id());
+    let mut report = BenchReport { instances: args.instances, watchers: args.watchers, ..Default::default() };
+    report.rss_before_kib = rss_kib(pid);
+
+    // Phase 1: registrations over sessions, pipelined.
+    let sessions = args.sessions.clamp(1, args.instances.max(1));
+    let window = (args.inflight / sessions).max(1);
+    let mut conns = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        conns.push(open(&url).await?);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (s, mut conn) in conns.into_iter().enumerate() {
+        let msgs: Vec<ClientMessage> = (s..args.instances)
+            .step_by(sessions)
+            .map(|i| ClientMessage::Register {
+                id: i as u64,
+                name: ServiceName::new(&format!("bench-{}", i % 100)).unwrap_or_else(|_| unreachable!()),
+                instance_id: InstanceId::new(&format!("i-{i}")).ok(),
+                instance: payload(i),
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let errors = pipeline(&mut conn.socket, msgs, window).await;
+            (conn, errors)
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        let (conn, errors) = t.await.map_err(|e| Error::Internal(e.to_string()))?;
+        let errors = errors?;
+        if errors > 0 {
+            return Err(Error::Internal(format!("{errors} registrations were refused")));
+        }
+        held.push(conn);
+    }
+    report.registrations_per_sec = args.instances as f64 / start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.rss_after_kib = rss_kib(pid);
+    if let (Some(b), Some(a)) = (report.rss_before_kib, report.rss_after_kib) {
+        report.bytes_per_instance = Some((a.saturating_sub(b) * 1024) as f64 / args.instances.max(1) as f64);
+    }
+
+    // Phase 2: discovery of a service with 10 instances, over HTTP and over WebSocket.
+    let mut disc = open(&url).await?;
+    let regs: Vec<ClientMessage> = (0..10)
+        .map(|i| ClientMessage::Register {
+            id: i,
+            name: ServiceName::new("bench-discovery").unwrap_or_else(|_| unreachable!()),
+            instance_id: InstanceId::new(&format!("d-{i}")).ok(),
+            instance: payload(i as usize),
+        })
+        .collect();
+    pipeline(&mut disc.socket, regs, 10).await?;
+    report.http_discovery_per_sec = http_discovery(&url, args.queries, args.inflight).await?;
+    let mut q = open(&url).await?;
+    let msgs: Vec<ClientMessage> = (0..args.queries)
+        .map(|i| ClientMessage::Discover {
+            id: i as u64,
+            name: ServiceName::new("bench-discovery").unwrap_or_else(|_| unreachable!()),
+            healthy_only: true,
+            tags: vec![],
+        })
+        .collect();
+    let start = Instant::now();
+    pipeline(&mut q.socket, msgs, args.inflight).await?;
+    report.ws_discovery_per_sec = args.queries as f64 / start.elapsed().as_secs_f64();
+
+    // Phase 3: watch push latency.
+    let (p50, p99) = watch_latency(&url, args.watchers, args.events).await?;
+    report.watch_p50_us = p50;
+    report.watch_p99_us = p99;
+    drop(held);
+    drop(child);
+    Ok(report)
+}
+
+async fn http_discovery(url: &str, queries: usize, inflight: usize) -> Result<f64> {
+    let rest = RestClient::new(url)?;
+    let workers = inflight.max(1);
+    let per = queries / workers;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let rest = rest.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per {
+                let d = rest.discover("development", "bench-discovery", true, &[]).await?;
+                if d.instances.len() != 10 {
+                    return Err(Error::Internal(format!("expected 10 instances, got {}", d.instances.len())));
+                }
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| Error::Internal(e.to_string()))??;
+    }
+    Ok((per * workers) as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn watch_latency(url: &str, watchers: usize, events: usize) -> Result<(f64, f64)> {
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let samples: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(watchers * events)));
+    let name = ServiceName::new("bench-watch").unwrap_or_else(|_| unreachable!());
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let mut c = open(url).await?;
+        crate::client::send_message(&mut c.socket, &ClientMessage::Watch { id: 1, name: name.clone() }).await?;
+        // The snapshot answer.
+        loop {
+            if let ServerMessage::Result { .. } = crate::client::recv_message(&mut c.socket).await? {
+                break;
+            }
+        }
+        let (sent, samples) = (sent.clone(), samples.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < events {
+                let msg = match tokio::time::timeout(Duration::from_secs(10), crate::client::recv_message(&mut c.socket)).await {
+                    Ok(Ok(m)) => m,
+                    _ => break,
+                };
+                if let ServerMessage::Event { event, .. } = msg {
+                    let now = Instant::now();
+                    let seq = event.instance.metadata.get("seq").and_then(|v| v.as_u64());
+                    if let Some(t) = seq.and_then(|s| sent.lock().ok().and_then(|m| m.get(&s).copied())) {
+                        if let Ok(mut v) = samples.lock() {
+                            v.push(now - t);
+                        }
+                    }
+                    seen += 1;
+                }
+            }
+        }));
+    }
+    let mut writer = open(url).await?;
+    for seq in 0..events as u64 {
+        let mut reg = payload(0);
+        reg.metadata.insert("seq".into(), seq.into());
+        if let Ok(mut m) = sent.lock() {
+            m.insert(seq, Instant::now());
+        }
+        crate::client::send_message(
+            &mut writer.socket,
+            &ClientMessage::Register { id: seq, name: name.clone(), instance_id: InstanceId::new("w").ok(), instance: reg },
+        )
+        .await?;
+        loop {
+            if let ServerMessage::Result { .. } | ServerMessage::Error { .. } = crate::client::recv_message(&mut writer.socket).await? {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut v = samples.lock().map(|v| v.clone()).unwrap_or_default();
+    if v.is_empty() {
+        return Err(Error::Internal("no watch events were received".into()));
+    }
+    v.sort();
+    let pct = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6;
+    Ok((pct(0.50), pct(0.99)))
+}

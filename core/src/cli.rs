@@ -1,0 +1,471 @@
+//! The `netget` command line: run a registry, register, discover, watch, make keys, benchmark.
+//!
+//! Client commands talk to a registry over its HTTP API (`register`, `deregister`, `discover`,
+//! `services`) or a WebSocket session (`watch`); human output by default, `--json` for scripts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+use crate::client::{Netget, NetgetOptions, NodeType};
+use crate::config::{RegistryConfig, DEFAULT_REGISTRY_URL};
+use crate::error::{Error, Result};
+use crate::identity::NodeKey;
+use crate::model::{EventKind, Instance, NetworkName, Registration, WireDuration, DEFAULT_NETWORK};
+use crate::rest::RestClient;
+use crate::server::Registry;
+
+/// netget: service registry and discovery.
+#[derive(Debug, Parser)]
+#[command(name = "netget", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a registry node (HTTP API and WebSocket on one port).
+    Registry(RegistryArgs),
+    /// Register an instance over HTTP (it lives for its TTL unless renewed).
+    Register(RegisterArgs),
+    /// Remove an instance.
+    Deregister(DeregisterArgs),
+    /// Find the instances of a service.
+    Discover(DiscoverArgs),
+    /// List the services of a network with instance counts.
+    Services(ServicesArgs),
+    /// Print every change to a service as it happens (Ctrl-C to stop).
+    Watch(WatchArgs),
+    /// Make an Ed25519 node key.
+    Keygen(KeygenArgs),
+    /// Run a registry with demo services registering and discovering each other.
+    Demo(DemoArgs),
+    /// Drive a registry with load and print throughput, latency and memory.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+    /// Data directory (the registry's identity key lives here).
+    #[arg(long = "data", default_value = "./netget-data")]
+    data: PathBuf,
+    /// A network to serve as open (repeatable). Default: development only.
+    #[arg(long = "network")]
+    networks: Vec<String>,
+    /// Silence after which a session and its instances are removed.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    session_timeout: WireDuration,
+}
+
+/// Options every client command shares.
+#[derive(Debug, Args)]
+struct Target {
+    /// Registry URL.
+    #[arg(long, env = "NETGET_REGISTRY", default_value = DEFAULT_REGISTRY_URL)]
+    registry: String,
+    /// Network.
+    #[arg(long, default_value = DEFAULT_NETWORK)]
+    network: String,
+}
+
+#[derive(Debug, Args)]
+struct RegisterArgs {
+    /// Service name.
+    name: String,
+    /// Where clients reach the instance.
+    #[arg(long)]
+    address: String,
+    #[command(flatten)]
+    target: Target,
+    /// Instance id (default: derived from name and address, so re-running updates it).
+    #[arg(long)]
+    id: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Metadata as key=value (repeatable).
+    #[arg(long = "meta", value_parser = parse_kv)]
+    meta: Vec<(String, String)>,
+    /// Version of the instance.
+    #[arg(long = "service-version")]
+    service_version: Option<String>,
+    /// Time to live without a heartbeat.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    ttl: WireDuration,
+    /// Print the stored instance as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DeregisterArgs {
+    /// Service name.
+    name: String,
+    /// Instance id.
+    id: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Args)]
+struct DiscoverArgs {
+    /// Service name.
+    name: String,
+    #[command(flatten)]
+    target: Target,
+    /// Include critical instances.
+    #[arg(long)]
+    all: bool,
+    /// Only instances with this tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServicesArgs {
+    #[command(flatten)]
+    target: Target,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// Service name.
+    name: String,
+    #[command(flatten)]
+    target: Target,
+    /// One JSON event per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// Write the key here (mode 0600) instead of printing it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Address for the demo registry.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Keep running (Ctrl-C to stop) instead of exiting after the tour.
+    #[arg(long)]
+    forever: bool,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<WireDuration, String> {
+    WireDuration::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+/// Parses `args` and runs the command; returns the process exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = String>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logging(matches!(cli.command, Command::Registry(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.code());
+            1
+        }
+    }
+}
+
+/// Logs to stderr; `NETGET_LOG` sets the filter (e.g. `NETGET_LOG=debug`). By default a registry
+/// logs at info and the client commands only warnings, so their output stays readable.
+pub fn init_logging(verbose: bool) {
+    let default = if verbose { "warn,netget=info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETGET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Registry(a) => registry(a).await,
+        Command::Register(a) => register(a).await,
+        Command::Deregister(a) => {
+            let rest = RestClient::new(&a.target.registry)?;
+            let gone = rest.deregister(&a.target.network, &a.name, &a.id).await?;
+            println!("deregistered {} {} ({})", gone.name, gone.id, gone.address);
+            Ok(())
+        }
+        Command::Discover(a) => discover(a).await,
+        Command::Services(a) => services(a).await,
+        Command::Watch(a) => watch(a).await,
+        Command::Keygen(a) => {
+            let key = NodeKey::generate()?;
+            match a.out {
+                Some(path) => {
+                    key.save(&path)?;
+                    println!("wrote {}", path.display());
+                    println!("public key: {}", key.public_key());
+                }
+                None => {
+                    print!("{}", key.to_text());
+                    eprintln!("public key: {}", key.public_key());
+                }
+            }
+            Ok(())
+        }
+        Command::Demo(a) => demo(a).await,
+        Command::Bench(a) => crate::bench::run(a).await,
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn registry(a: RegistryArgs) -> Result<()> {
+    let mut config = RegistryConfig::new().with_session_timeout(a.session_timeout.0);
+    config.listen = a.listen;
+    config.data_dir = a.data;
+    if !a.networks.is_empty() {
+        config.networks = a
+            .networks
+            .iter()
+            .map(|n| NetworkName::new(n))
+            .collect::<Result<_>>()?;
+    }
+    let networks: Vec<String> = config.networks.iter().map(|n| n.to_string()).collect();
+    let handle = Registry::spawn(config).await?;
+    // Tests and tools read this first line to learn the port.
+    println!(
+        "netget registry listening on {} (registry id {}, networks: {})",
+        handle.url(),
+        handle.registry_id(),
+        networks.join(", ")
+    );
+    shutdown_signal().await;
+    eprintln!("shutting down: closing sessions");
+    handle.shutdown().await
+}
+
+/// The id a CLI registration gets when none is given: stable for one name and address.
+fn cli_instance_id(name: &str, address: &str) -> String {
+    let d = Sha256::digest(format!("{name}\0{address}").as_bytes());
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn register(a: RegisterArgs) -> Result<()> {
+    let rest = RestClient::new(&a.target.registry)?;
+    let id = a.id.clone().unwrap_or_else(|| cli_instance_id(&a.name, &a.address));
+    let reg = Registration {
+        address: a.address.clone(),
+        tags: a.tags.clone(),
+        metadata: a.meta.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+        version: a.service_version.clone(),
+        weight: None,
+        ttl: Some(a.ttl),
+        health: None,
+    };
+    let inst = rest.register(&a.target.network, &a.name, &id, &reg).await?;
+    if a.json {
+        println!("{}", to_json(&inst)?);
+    } else {
+        println!("registered {} {} at {} (ttl {}; renew with PUT {}/v1/networks/{}/services/{}/instances/{}/heartbeat)",
+            inst.name, inst.id, inst.address, a.ttl, rest.base(), inst.network, inst.name, inst.id);
+    }
+    Ok(())
+}
+
+fn event_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Up => "up",
+        EventKind::Down => "down",
+        EventKind::Changed => "changed",
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::Internal(format!("encode: {e}")))
+}
+
+fn describe(i: &Instance) -> String {
+    let mut s = format!("{:<24} {:<32} {:<9}", i.id.as_str(), i.address, format!("{:?}", i.status).to_lowercase());
+    if !i.tags.is_empty() {
+        s.push_str(&format!(" tags={}", i.tags.join(",")));
+    }
+    if let Some(v) = &i.version {
+        s.push_str(&format!(" version={v}"));
+    }
+    s
+}
+
+async fn discover(a: DiscoverArgs) -> Result<()> {
+    let rest = RestClient::new(&a.target.registry)?;
+    let found = rest.discover(&a.target.network, &a.name, !a.all, &a.tags).await?;
+    if a.json {
+        println!("{}", to_json(&found)?);
+        return Ok(());
+    }
+    if found.instances.is_empty() {
+        println!("no instances of {} in network {}", found.name, found.network);
+        return Ok(());
+    }
+    println!("{} in {} ({} instance{}):", found.name, found.network, found.instances.len(),
+        if found.instances.len() == 1 { "" } else { "s" });
+    for i in &found.instances {
+        println!("  {}", describe(i));
+    }
+    Ok(())
+}
+
+async fn services(a: ServicesArgs) -> Result<()> {
+    let rest = RestClient::new(&a.target.registry)?;
+    let list = rest.services(&a.target.network).await?;
+    if a.json {
+        println!("{}", to_json(&serde_json::json!({ "network": a.target.network, "services": list }))?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no services in network {}", a.target.network);
+    }
+    for s in list {
+        println!("{:<32} {} instance(s), {} healthy", s.name.as_str(), s.instances, s.healthy);
+    }
+    Ok(())
+}
+
+async fn watch(a: WatchArgs) -> Result<()> {
+    let node = Netget::new(NetgetOptions {
+        node_type: NodeType::Client,
+        network: a.target.network.clone(),
+        registry_nodes: vec![a.target.registry.clone()],
+        ..NetgetOptions::default()
+    })?;
+    node.start().await?;
+    let mut w = node.watch(&a.name)?;
+    eprintln!("watching {} in {} (Ctrl-C to stop)", a.name, a.target.network);
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            ev = w.next() => {
+                let Some(ev) = ev else { break };
+                if a.json {
+                    println!("{}", serde_json::to_string(&ev).map_err(|e| Error::Internal(e.to_string()))?);
+                } else {
+                    println!("{:<8} {}", event_name(ev.kind), describe(&ev.instance));
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    node.stop().await
+}
+
+/// The main job, end to end in one process: a registry, three services of two kinds
+/// registering, a client discovering and watching them, and a service leaving.
+async fn demo(a: DemoArgs) -> Result<()> {
+    let data = std::env::temp_dir().join(format!("netget-demo-{}", std::process::id()));
+    let mut config = RegistryConfig::new();
+    config.listen = a.listen;
+    config.data_dir = data.clone();
+    let registry = Registry::spawn(config).await?;
+    let url = registry.url();
+    println!("▶ registry listening on {url} (network \"development\")");
+
+    let mut services = Vec::new();
+    for (name, port, version) in [("greeter", 8081, "1.0.0"), ("greeter", 8082, "1.1.0"), ("DatabaseService", 5432, "2.0.0")] {
+        let mut opts = NetgetOptions::service(name, &format!("http://127.0.0.1:{port}"), &[&url]);
+        opts.metadata.insert("version".into(), version.into());
+        opts.metadata.insert("description".into(), format!("demo {name}").into());
+        let node = Netget::new(opts)?;
+        let inst = node.register_with_network().await?;
+        println!("▶ {name} registered as {} at {}", inst.id, inst.address);
+        services.push(node);
+    }
+
+    let client = Netget::new(NetgetOptions::client(&[&url]))?;
+    let mut watch = client.watch("greeter")?;
+    let all = client.discover_service_nodes("greeter", &Default::default()).await?;
+    println!("▶ client discovered {} greeter instance(s):", all.len());
+    for i in &all {
+        println!("    {}", describe(i));
+    }
+    if let Some(db) = client.discover_service_node("DatabaseService").await? {
+        println!("▶ client discovered DatabaseService at {}", db.address);
+    }
+    // Drain the initial `up` events, then show a live change.
+    while tokio::time::timeout(Duration::from_millis(200), watch.next()).await.is_ok_and(|e| e.is_some()) {}
+    println!("▶ stopping one greeter…");
+    if let Some(first) = services.first() {
+        first.stop().await?;
+    }
+    if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await {
+        println!("▶ watcher saw: {} {} ({})", event_name(ev.kind), ev.instance.id, ev.instance.address);
+    }
+    let left = client.discover_service_nodes("greeter", &Default::default()).await?;
+    println!("▶ greeter instances now: {}", left.len());
+    let rest = RestClient::new(&url)?;
+    for s in rest.services("development").await? {
+        println!("    {:<20} {} instance(s)", s.name.as_str(), s.instances);
+    }
+    if a.forever {
+        println!("▶ registry stays up at {url} — try `netget services --registry {url}` (Ctrl-C to stop)");
+        shutdown_signal().await;
+    }
+    for s in &services {
+        s.stop().await?;
+    }
+    client.stop().await?;
+    registry.shutdown().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    println!("▶ done");
+    Ok(())
+}

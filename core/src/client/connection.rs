@@ -1,0 +1,187 @@
+//! One WebSocket session from a node to a registry: connect, answer the challenge, then send
+//! and receive protocol messages. The [`Netget`](super::Netget) client and the load tool build on
+//! it; it knows nothing of failover or caching.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::error::{Error, Result};
+use crate::identity::{hello_payload, NodeKey, PROTOCOL};
+use crate::model::NetworkName;
+use crate::protocol::{ClientMessage, ServerMessage};
+
+/// The socket type of a client session.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the registry said in its `welcome`.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// The session's id on that registry.
+    pub session_id: u64,
+    /// The registry's id.
+    pub registry_id: String,
+    /// How often the registry pings (so the client knows when silence means death).
+    pub ping_interval: Duration,
+    /// The registry's liveness timeout.
+    pub session_timeout: Duration,
+}
+
+/// An open, authenticated session.
+pub struct Connection {
+    /// The socket, after the handshake.
+    pub socket: Socket,
+    /// The registry's welcome.
+    pub welcome: Welcome,
+    /// The `ws://…/v1/ws` URL connected to.
+    pub url: String,
+}
+
+/// Turns a registry node as users write it (`http://h:p`, `https://h:p`, `ws://h:p`,
+/// `ws://h:p/v1/ws`, `h:p`) into the WebSocket endpoint URL.
+pub fn ws_url(registry: &str) -> Result<String> {
+    let r = registry.trim().trim_end_matches('/');
+    let (scheme, rest) = match r.split_once("://") {
+        Some(("http", rest)) | Some(("ws", rest)) => ("ws", rest),
+        Some(("https", rest)) | Some(("wss", rest)) => ("wss", rest),
+        Some((other, _)) => {
+            return Err(Error::InvalidInput(format!(
+                "registry node {registry:?} has scheme {other:?}; use http://, https://, ws:// or wss://"
+            )))
+        }
+        None => ("ws", r),
+    };
+    if rest.is_empty() || rest.chars().any(char::is_whitespace) {
+        return Err(Error::InvalidInput(format!(
+            "registry node {registry:?} is not a URL like http://127.0.0.1:7700"
+        )));
+    }
+    if rest.contains('/') {
+        Ok(format!("{scheme}://{rest}"))
+    } else {
+        Ok(format!("{scheme}://{rest}/v1/ws"))
+    }
+}
+
+impl Connection {
+    /// Connects to `registry` and completes the handshake for `network`, within `timeout`.
+    pub async fn open(
+        registry: &str,
+        network: &NetworkName,
+        key: &NodeKey,
+        token: Option<&str>,
+        node_type: &str,
+        timeout: Duration,
+    ) -> Result<Connection> {
+        let url = ws_url(registry)?;
+        tokio::time::timeout(timeout, Connection::open_inner(url.clone(), network, key, token, node_type))
+            .await
+            .map_err(|_| Error::Unreachable(format!("registry {url} did not complete the handshake within {timeout:?}")))?
+    }
+
+    async fn open_inner(
+        url: String,
+        network: &NetworkName,
+        key: &NodeKey,
+        token: Option<&str>,
+        node_type: &str,
+    ) -> Result<Connection> {
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(16 << 20);
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+            .await
+            .map_err(|e| Error::Unreachable(format!("cannot connect to registry {url}: {e}")))?;
+        let challenge = recv(&mut socket).await?;
+        let (registry_id, nonce) = match challenge {
+            ServerMessage::Challenge { protocol, registry_id, nonce, .. } => {
+                if protocol != PROTOCOL {
+                    return Err(Error::UnsupportedVersion(format!(
+                        "registry {url} speaks {protocol}; this client speaks {PROTOCOL}"
+                    )));
+                }
+                (registry_id, nonce)
+            }
+            ServerMessage::Error { error, .. } => return Err(error.into()),
+            other => return Err(Error::Protocol(format!("expected a challenge, got {other:?}"))),
+        };
+        let hello = ClientMessage::Hello {
+            protocol: PROTOCOL.to_string(),
+            network: network.clone(),
+            public_key: key.public_key(),
+            signature: key.sign(&hello_payload(&registry_id, network.as_str(), &nonce)),
+            nonce,
+            node_type: Some(node_type.to_string()),
+            token: token.map(str::to_string),
+        };
+        send(&mut socket, &hello).await?;
+        match recv(&mut socket).await? {
+            ServerMessage::Welcome { session_id, registry_id, ping_interval, session_timeout, .. } => Ok(Connection {
+                socket,
+                welcome: Welcome {
+                    session_id,
+                    registry_id,
+                    ping_interval: ping_interval.0,
+                    session_timeout: session_timeout.0,
+                },
+                url,
+            }),
+            ServerMessage::Error { error, .. } => Err(error.into()),
+            other => Err(Error::Protocol(format!("expected welcome, got {other:?}"))),
+        }
+    }
+}
+
+/// Sends one message.
+pub async fn send(socket: &mut Socket, msg: &ClientMessage) -> Result<()> {
+    let text = serde_json::to_string(msg).map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    socket
+        .send(Message::text(text))
+        .await
+        .map_err(|e| Error::Unreachable(format!("send failed: {e}")))
+}
+
+/// Receives the next protocol message, skipping control frames.
+pub async fn recv(socket: &mut Socket) -> Result<ServerMessage> {
+    loop {
+        let frame = socket
+            .next()
+            .await
+            .ok_or_else(|| Error::Unreachable("registry closed the connection".into()))?
+            .map_err(|e| Error::Unreachable(format!("connection lost: {e}")))?;
+        if let Some(m) = decode(frame)? {
+            return Ok(m);
+        }
+    }
+}
+
+/// Decodes one frame: `None` for control frames, an error for a close.
+pub fn decode(frame: Message) -> Result<Option<ServerMessage>> {
+    match frame {
+        Message::Text(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| Error::Protocol(format!("registry sent an unreadable message: {e}"))),
+        Message::Close(c) => Err(Error::Unreachable(match c {
+            Some(c) => format!("registry closed the session ({}): {}", u16::from(c.code), c.reason),
+            None => "registry closed the session".into(),
+        })),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_urls_map_to_the_websocket_endpoint() {
+        assert_eq!(ws_url("http://127.0.0.1:7700").unwrap(), "ws://127.0.0.1:7700/v1/ws");
+        assert_eq!(ws_url("https://r.example:443/").unwrap(), "wss://r.example:443/v1/ws");
+        assert_eq!(ws_url("ws://h:1/v1/ws").unwrap(), "ws://h:1/v1/ws");
+        assert_eq!(ws_url("127.0.0.1:9").unwrap(), "ws://127.0.0.1:9/v1/ws");
+        assert_eq!(ws_url("ftp://x").unwrap_err().code(), "NETGET_INVALID_INPUT");
+    }
+}

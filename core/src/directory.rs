@@ -1,0 +1,573 @@
+//! The in-memory directory: every instance of every service of every network, and the watch
+//! channels that push its changes.
+//!
+//! Layout: network → service → instance id. A lookup by name touches one map per level and never
+//! scans other services; tag filters scan only the instances of the one service asked for.
+//! Each service has a broadcast channel of [`WatchEvent`]s, so pushing one change to a thousand
+//! watchers is one send, and a slow watcher only hurts itself (it lags and gets a fresh snapshot).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Discovery, EventKind, Instance, InstanceId, NetworkName, ServiceName, ServiceSummary, Status,
+    WatchEvent,
+};
+
+/// How many events a watch channel buffers before a slow watcher is told it lagged.
+const WATCH_BUFFER: usize = 1024;
+
+/// Who may change or remove an instance, and what keeps it alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Registered over a WebSocket session: lives while that session lives. `key` is the node's
+    /// public key, so the same node reconnecting (same key) may take its instance back.
+    Session { session: u64, key: Arc<str> },
+    /// Registered over HTTP: lives until `expires` unless renewed by a heartbeat.
+    Rest { ttl: Duration },
+}
+
+/// One instance and who owns it.
+#[derive(Debug, Clone)]
+struct Entry {
+    instance: Arc<Instance>,
+    owner: Owner,
+    /// For REST registrations: when it expires unless renewed.
+    expires: Option<Instant>,
+}
+
+/// The instances of one service plus its watch channel.
+#[derive(Debug)]
+struct Service {
+    /// Ordered by id so discovery answers are stable.
+    instances: BTreeMap<InstanceId, Entry>,
+    events_tx: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+impl Service {
+    fn new() -> Service {
+        let (events_tx, _) = broadcast::channel(WATCH_BUFFER);
+        Service {
+            instances: BTreeMap::new(),
+            events_tx,
+        }
+    }
+
+    fn publish(&self, kind: EventKind, instance: Arc<Instance>) {
+        // No receivers is the common case for unwatched services: not an error.
+        let _ = self.events_tx.send(Arc::new(WatchEvent { kind, instance }));
+    }
+
+    fn is_idle(&self) -> bool {
+        self.instances.is_empty() && self.events_tx.receiver_count() == 0
+    }
+}
+
+/// Where an instance lives: its network, service and id.
+pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
+
+/// The directory of one registry. Cheap to share (`Arc<Directory>`); every method is sync and
+/// holds its lock only for map work, never across an await, so a std `RwLock` is the right lock.
+#[derive(Debug)]
+pub struct Directory {
+    networks: RwLock<HashMap<NetworkName, HashMap<ServiceName, Service>>>,
+    /// REST expiry deadlines; stale entries (renewed since) are skipped when popped.
+    expiry: Mutex<BinaryHeap<Reverse<(Instant, InstanceKey)>>>,
+    /// Id of the registry that owns what is registered here.
+    registry_id: Arc<str>,
+}
+
+/// The outcome of a registration: the stored instance and whether it was new.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The instance as stored.
+    pub instance: Arc<Instance>,
+    /// `true` for a new instance, `false` for an update of an existing one.
+    pub created: bool,
+}
+
+impl Directory {
+    /// An empty directory serving the given networks.
+    pub fn new(registry_id: &str, networks: &[NetworkName]) -> Directory {
+        let map = networks
+            .iter()
+            .map(|n| (n.clone(), HashMap::new()))
+            .collect();
+        Directory {
+            networks: RwLock::new(map),
+            expiry: Mutex::new(BinaryHeap::new()),
+            registry_id: Arc::from(registry_id),
+        }
+    }
+
+    /// The id stamped on instances registered here.
+    pub fn registry_id(&self) -> &str {
+        &self.registry_id
+    }
+
+    /// Networks this directory serves, sorted.
+    pub fn networks(&self) -> Vec<NetworkName> {
+        let mut v: Vec<_> = self.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Fails with `NETGET_UNKNOWN_NETWORK` unless the network is served here.
+    pub fn check_network(&self, network: &NetworkName) -> Result<()> {
+        if self.read().contains_key(network) {
+            Ok(())
+        } else {
+            Err(Error::unknown_network(network.as_str()))
+        }
+    }
+
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<NetworkName, HashMap<ServiceName, Service>>> {
+        // A poisoned lock means a panic mid-update elsewhere; the maps are still structurally
+        // sound (every update is a single insert/remove), so keep serving.
+        self.networks.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<NetworkName, HashMap<ServiceName, Service>>> {
+        self.networks.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers or updates an instance. An existing instance may only be replaced by its owner:
+    /// the same session or the same node key (a reconnecting node), or any REST caller for a
+    /// REST registration (token ownership arrives with network policies).
+    pub fn register(&self, instance: Instance, owner: Owner) -> Result<Registered> {
+        let key = (
+            instance.network.clone(),
+            instance.name.clone(),
+            instance.id.clone(),
+        );
+        let expires = match &owner {
+            Owner::Rest { ttl } => Some(Instant::now() + *ttl),
+            Owner::Session { .. } => None,
+        };
+        let mut nets = self.write();
+        let services = nets
+            .get_mut(&key.0)
+            .ok_or_else(|| Error::unknown_network(key.0.as_str()))?;
+        let service = services.entry(key.1.clone()).or_insert_with(Service::new);
+        let mut instance = instance;
+        let created = match service.instances.get(&key.2) {
+            Some(old) => {
+                check_owner(&old.owner, &owner, &key)?;
+                // Keep the first registration time across updates and reconnects.
+                instance.registered_at = old.instance.registered_at;
+                false
+            }
+            None => true,
+        };
+        let instance = Arc::new(instance);
+        let previous = service.instances.insert(
+            key.2.clone(),
+            Entry {
+                instance: instance.clone(),
+                owner,
+                expires,
+            },
+        );
+        match previous {
+            None => service.publish(EventKind::Up, instance.clone()),
+            Some(old) if old.instance.differs_from(&instance) => {
+                service.publish(EventKind::Changed, instance.clone())
+            }
+            Some(_) => {}
+        }
+        drop(nets);
+        if let Some(deadline) = expires {
+            self.lock_expiry().push(Reverse((deadline, key)));
+        }
+        Ok(Registered { instance, created })
+    }
+
+    fn lock_expiry(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<(Instant, InstanceKey)>>> {
+        self.expiry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes an instance on behalf of `by`; fails if it does not exist or `by` does not own it.
+    pub fn deregister(&self, key: &InstanceKey, by: &Owner) -> Result<Arc<Instance>> {
+        let mut nets = self.write();
+        let services = nets
+            .get_mut(&key.0)
+            .ok_or_else(|| Error::unknown_network(key.0.as_str()))?;
+        let not_found = || {
+            Error::NotFound(format!(
+                "no instance {:?} of service {:?} in network {:?}",
+                key.2.as_str(),
+                key.1.as_str(),
+                key.0.as_str()
+            ))
+        };
+        let service = services.get_mut(&key.1).ok_or_else(not_found)?;
+        let entry = service.instances.get(&key.2).ok_or_else(not_found)?;
+        check_owner(&entry.owner, by, key)?;
+        let removed = service.instances.remove(&key.2).ok_or_else(not_found)?;
+        service.publish(EventKind::Down, removed.instance.clone());
+        if service.is_idle() {
+            services.remove(&key.1);
+        }
+        Ok(removed.instance)
+    }
+
+    /// Removes the given instances if `session` still owns them (a node that reconnected
+    /// elsewhere and took its instance back keeps it). Returns how many were removed.
+    pub fn remove_session(&self, session: u64, keys: &[InstanceKey]) -> usize {
+        let mut nets = self.write();
+        let mut removed = 0;
+        for key in keys {
+            let Some(services) = nets.get_mut(&key.0) else {
+                continue;
+            };
+            let Some(service) = services.get_mut(&key.1) else {
+                continue;
+            };
+            let owned = matches!(
+                service.instances.get(&key.2),
+                Some(Entry { owner: Owner::Session { session: s, .. }, .. }) if *s == session
+            );
+            if owned {
+                if let Some(old) = service.instances.remove(&key.2) {
+                    service.publish(EventKind::Down, old.instance);
+                    removed += 1;
+                }
+            }
+            if service.is_idle() {
+                services.remove(&key.1);
+            }
+        }
+        removed
+    }
+
+    /// Renews a REST registration's TTL.
+    pub fn heartbeat(&self, key: &InstanceKey) -> Result<Arc<Instance>> {
+        let mut nets = self.write();
+        let services = nets
+            .get_mut(&key.0)
+            .ok_or_else(|| Error::unknown_network(key.0.as_str()))?;
+        let entry = services
+            .get_mut(&key.1)
+            .and_then(|s| s.instances.get_mut(&key.2))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no instance {:?} of service {:?} in network {:?}; register it again",
+                    key.2.as_str(),
+                    key.1.as_str(),
+                    key.0.as_str()
+                ))
+            })?;
+        let Owner::Rest { ttl } = entry.owner else {
+            return Err(Error::InvalidInput(
+                "this instance lives by its WebSocket session; heartbeats are for REST registrations"
+                    .into(),
+            ));
+        };
+        let deadline = Instant::now() + ttl;
+        entry.expires = Some(deadline);
+        let instance = entry.instance.clone();
+        drop(nets);
+        self.lock_expiry().push(Reverse((deadline, key.clone())));
+        Ok(instance)
+    }
+
+    /// Removes REST registrations whose TTL has run out; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut due = Vec::new();
+        {
+            let mut heap = self.lock_expiry();
+            while let Some(Reverse((deadline, _))) = heap.peek() {
+                if *deadline > now {
+                    break;
+                }
+                if let Some(Reverse((_, key))) = heap.pop() {
+                    due.push(key);
+                }
+            }
+        }
+        if due.is_empty() {
+            return 0;
+        }
+        let mut nets = self.write();
+        let mut removed = 0;
+        for key in due {
+            let Some(services) = nets.get_mut(&key.0) else {
+                continue;
+            };
+            let Some(service) = services.get_mut(&key.1) else {
+                continue;
+            };
+            let expired = matches!(
+                service.instances.get(&key.2),
+                Some(Entry { expires: Some(d), .. }) if *d <= now
+            );
+            if expired {
+                if let Some(old) = service.instances.remove(&key.2) {
+                    tracing::debug!(service = %key.1, id = %key.2, "REST registration expired");
+                    service.publish(EventKind::Down, old.instance);
+                    removed += 1;
+                }
+            }
+            if service.is_idle() {
+                services.remove(&key.1);
+            }
+        }
+        removed
+    }
+
+    /// Drops empty services nobody watches any more.
+    pub fn sweep(&self) {
+        let mut nets = self.write();
+        for services in nets.values_mut() {
+            services.retain(|_, s| !s.is_idle());
+        }
+    }
+
+    /// Instances of one service, filtered. Unknown services answer an empty list, as Consul does.
+    pub fn discover(
+        &self,
+        network: &NetworkName,
+        name: &ServiceName,
+        healthy_only: bool,
+        tags: &[String],
+    ) -> Result<Discovery> {
+        let nets = self.read();
+        let services = nets
+            .get(network)
+            .ok_or_else(|| Error::unknown_network(network.as_str()))?;
+        let instances = services
+            .get(name)
+            .map(|s| {
+                s.instances
+                    .values()
+                    .filter(|e| !healthy_only || e.instance.status.is_healthy())
+                    .filter(|e| e.instance.has_tags(tags))
+                    .map(|e| e.instance.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Discovery {
+            name: name.clone(),
+            network: network.clone(),
+            instances,
+        })
+    }
+
+    /// Subscribes to changes of one service and returns the current instances with the
+    /// receiver, taken under one lock so no change falls between the snapshot and the stream.
+    pub fn watch(
+        &self,
+        network: &NetworkName,
+        name: &ServiceName,
+    ) -> Result<(Vec<Arc<Instance>>, broadcast::Receiver<Arc<WatchEvent>>)> {
+        let mut nets = self.write();
+        let services = nets
+            .get_mut(network)
+            .ok_or_else(|| Error::unknown_network(network.as_str()))?;
+        let service = services.entry(name.clone()).or_insert_with(Service::new);
+        let rx = service.events_tx.subscribe();
+        let snapshot = service
+            .instances
+            .values()
+            .map(|e| e.instance.clone())
+            .collect();
+        Ok((snapshot, rx))
+    }
+
+    /// Service names of a network with their instance counts, sorted by name.
+    pub fn services(&self, network: &NetworkName) -> Result<Vec<ServiceSummary>> {
+        let nets = self.read();
+        let services = nets
+            .get(network)
+            .ok_or_else(|| Error::unknown_network(network.as_str()))?;
+        let mut out: Vec<_> = services
+            .iter()
+            .filter(|(_, s)| !s.instances.is_empty())
+            .map(|(name, s)| ServiceSummary {
+                name: name.clone(),
+                instances: s.instances.len(),
+                healthy: s
+                    .instances
+                    .values()
+                    .filter(|e| e.instance.status.is_healthy())
+                    .count(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Sets an instance's status (used by health checks), pushing `changed` if it differs.
+    pub fn set_status(&self, key: &InstanceKey, status: Status) -> Result<()> {
+        let mut nets = self.write();
+        let service = nets
+            .get_mut(&key.0)
+            .and_then(|s| s.get_mut(&key.1))
+            .ok_or_else(|| Error::NotFound(format!("no service {:?}", key.1.as_str())))?;
+        let entry = service
+            .instances
+            .get_mut(&key.2)
+            .ok_or_else(|| Error::NotFound(format!("no instance {:?}", key.2.as_str())))?;
+        if entry.instance.status != status {
+            let mut changed = (*entry.instance).clone();
+            changed.status = status;
+            entry.instance = Arc::new(changed);
+            let inst = entry.instance.clone();
+            service.publish(EventKind::Changed, inst);
+        }
+        Ok(())
+    }
+
+    /// Total instances per network.
+    pub fn counts(&self) -> Vec<(NetworkName, usize)> {
+        let nets = self.read();
+        let mut v: Vec<_> = nets
+            .iter()
+            .map(|(n, s)| (n.clone(), s.values().map(|s| s.instances.len()).sum()))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn check_owner(current: &Owner, by: &Owner, key: &InstanceKey) -> Result<()> {
+    let allowed = match (current, by) {
+        (Owner::Session { key: a, .. }, Owner::Session { key: b, .. }) => a == b,
+        (Owner::Rest { .. }, Owner::Rest { .. }) => true,
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "instance {:?} of service {:?} is owned by another {}; only its owner may change or remove it",
+            key.2.as_str(),
+            key.1.as_str(),
+            match current {
+                Owner::Session { .. } => "node (WebSocket session with a different key)",
+                Owner::Rest { .. } => "REST registration",
+            }
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Registration;
+
+    fn net(s: &str) -> NetworkName {
+        NetworkName::new(s).unwrap()
+    }
+
+    fn inst(network: &str, name: &str, id: &str, tags: &[&str]) -> Instance {
+        Instance::from_registration(
+            net(network),
+            ServiceName::new(name).unwrap(),
+            InstanceId::new(id).unwrap(),
+            Registration {
+                address: format!("http://127.0.0.1/{id}"),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                ..Default::default()
+            },
+            "r1",
+        )
+    }
+
+    fn rest() -> Owner {
+        Owner::Rest {
+            ttl: Duration::from_secs(30),
+        }
+    }
+
+    fn dir() -> Directory {
+        Directory::new("r1", &[net("development"), net("production")])
+    }
+
+    #[test]
+    fn discovery_filters_by_tag_and_stays_within_the_service() {
+        let d = dir();
+        d.register(inst("development", "web", "a", &["v1"]), rest()).unwrap();
+        d.register(inst("development", "web", "b", &["v2"]), rest()).unwrap();
+        d.register(inst("development", "db", "c", &["v1"]), rest()).unwrap();
+        let web = ServiceName::new("web").unwrap();
+        let got = d.discover(&net("development"), &web, true, &["v1".into()]).unwrap();
+        assert_eq!(got.instances.len(), 1);
+        assert_eq!(got.instances[0].id.as_str(), "a");
+        assert_eq!(d.discover(&net("development"), &web, true, &[]).unwrap().instances.len(), 2);
+    }
+
+    #[test]
+    fn networks_are_isolated() {
+        let d = dir();
+        d.register(inst("development", "web", "a", &[]), rest()).unwrap();
+        let web = ServiceName::new("web").unwrap();
+        assert!(d.discover(&net("production"), &web, false, &[]).unwrap().instances.is_empty());
+        let key = (net("production"), web.clone(), InstanceId::new("a").unwrap());
+        assert_eq!(d.deregister(&key, &rest()).unwrap_err().code(), "NETGET_NOT_FOUND");
+        assert_eq!(d.discover(&net("development"), &web, false, &[]).unwrap().instances.len(), 1);
+        assert_eq!(
+            d.discover(&net("staging"), &web, false, &[]).unwrap_err().code(),
+            "NETGET_UNKNOWN_NETWORK"
+        );
+    }
+
+    #[test]
+    fn watchers_see_up_changed_down() {
+        let d = dir();
+        let web = ServiceName::new("web").unwrap();
+        let (snap, mut rx) = d.watch(&net("development"), &web).unwrap();
+        assert!(snap.is_empty());
+        d.register(inst("development", "web", "a", &[]), rest()).unwrap();
+        d.register(inst("development", "web", "a", &["v2"]), rest()).unwrap();
+        d.register(inst("development", "web", "a", &["v2"]), rest()).unwrap(); // no change, no event
+        let key = (net("development"), web, InstanceId::new("a").unwrap());
+        d.deregister(&key, &rest()).unwrap();
+        let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Up, EventKind::Changed, EventKind::Down]);
+    }
+
+    #[test]
+    fn a_session_instance_cannot_be_taken_by_another_key_but_can_by_its_own() {
+        let d = dir();
+        let s1 = Owner::Session { session: 1, key: Arc::from("k1") };
+        let s2 = Owner::Session { session: 2, key: Arc::from("k2") };
+        let s3 = Owner::Session { session: 3, key: Arc::from("k1") };
+        d.register(inst("development", "web", "a", &[]), s1).unwrap();
+        assert_eq!(
+            d.register(inst("development", "web", "a", &[]), s2).unwrap_err().code(),
+            "NETGET_FORBIDDEN"
+        );
+        d.register(inst("development", "web", "a", &[]), s3).unwrap();
+        // The old session closing does not remove what the reconnected node now owns.
+        let key = (net("development"), ServiceName::new("web").unwrap(), InstanceId::new("a").unwrap());
+        assert_eq!(d.remove_session(1, std::slice::from_ref(&key)), 0);
+        assert_eq!(d.remove_session(3, &[key]), 1);
+    }
+
+    #[test]
+    fn rest_registrations_expire_unless_renewed() {
+        let d = dir();
+        let short = Owner::Rest { ttl: Duration::from_millis(10) };
+        d.register(inst("development", "web", "a", &[]), short.clone()).unwrap();
+        d.register(inst("development", "web", "b", &[]), short).unwrap();
+        let key_b = (net("development"), ServiceName::new("web").unwrap(), InstanceId::new("b").unwrap());
+        std::thread::sleep(Duration::from_millis(15));
+        d.heartbeat(&key_b).unwrap();
+        assert_eq!(d.expire(Instant::now()), 1);
+        let left = d
+            .discover(&net("development"), &ServiceName::new("web").unwrap(), false, &[])
+            .unwrap();
+        assert_eq!(left.instances.len(), 1);
+        assert_eq!(left.instances[0].id.as_str(), "b");
+    }
+}

@@ -1,0 +1,213 @@
+//! Ed25519 identities of nodes and registries, and the bytes a handshake signs.
+//!
+//! A node proves who it is by signing the registry's one-time challenge. What is signed names the
+//! protocol, the registry and the network as well as the nonce, so a signature captured at one
+//! registry, or for one network, is worthless at any other.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The protocol name and version spoken on `/v1/ws`.
+pub const PROTOCOL: &str = "netget/1";
+
+/// File name of a node's key inside its data dir.
+pub const NODE_KEY_FILE: &str = "node.key";
+/// File name of a registry's key inside its data dir (distinct, so a registry and a node may
+/// share one data dir without sharing an identity).
+pub const REGISTRY_KEY_FILE: &str = "registry.key";
+
+/// An Ed25519 key pair: a node's or a registry's identity.
+#[derive(Clone)]
+pub struct NodeKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret half.
+        write!(f, "NodeKey({})", self.public_key())
+    }
+}
+
+/// Fills `buf` from the operating system's random source.
+pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| Error::Internal(format!("no randomness available: {e}")))
+}
+
+impl NodeKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<NodeKey> {
+        let mut seed = [0u8; 32];
+        random_bytes(&mut seed)?;
+        Ok(NodeKey {
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// Parses the key file format: the 32-byte secret seed in standard base64, one line.
+    pub fn from_text(text: &str) -> Result<NodeKey> {
+        let bytes = STANDARD.decode(text.trim()).map_err(|e| {
+            Error::InvalidInput(format!("key is not base64 ({e}); make one with `netget keygen`"))
+        })?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::InvalidInput("key must be 32 bytes (an Ed25519 seed); make one with `netget keygen`".into())
+        })?;
+        Ok(NodeKey {
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The key file format (see [`NodeKey::from_text`]).
+    pub fn to_text(&self) -> String {
+        format!("{}\n", STANDARD.encode(self.signing.to_bytes()))
+    }
+
+    /// Reads a key file.
+    pub fn load(path: &Path) -> Result<NodeKey> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("cannot read key file {}: {e}", path.display())))?;
+        NodeKey::from_text(&text)
+    }
+
+    /// Writes the key to `path` (mode 0600 on Unix), creating parent directories.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::Io(format!("cannot create directory {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.to_text())
+            .map_err(|e| Error::Io(format!("cannot write key file {}: {e}", tmp.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+        }
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::Io(format!("cannot write key file {}: {e}", path.display())))
+    }
+
+    /// The key kept in `dir/file`, created on first use, so a restarted node keeps its
+    /// identity (and so its instance ids).
+    pub fn load_or_create(dir: &Path, file: &str) -> Result<NodeKey> {
+        let path = dir.join(file);
+        if path.exists() {
+            return NodeKey::load(&path);
+        }
+        let key = NodeKey::generate()?;
+        key.save(&path)?;
+        Ok(key)
+    }
+
+    /// The public key in standard base64 (44 characters), as the protocol carries it.
+    pub fn public_key(&self) -> String {
+        STANDARD.encode(self.signing.verifying_key().as_bytes())
+    }
+
+    /// Signs `message`, returning the signature in standard base64.
+    pub fn sign(&self, message: &[u8]) -> String {
+        STANDARD.encode(self.signing.sign(message).to_bytes())
+    }
+
+    /// A short id for this key: what a registry uses as its id.
+    pub fn short_id(&self) -> String {
+        let digest = Sha256::digest(self.signing.verifying_key().as_bytes());
+        URL_SAFE_NO_PAD.encode(&digest[..9])
+    }
+}
+
+/// Checks `signature` (standard base64) over `message` by `public_key` (standard base64).
+pub fn verify(public_key: &str, message: &[u8], signature: &str) -> Result<()> {
+    let key_bytes: [u8; 32] = STANDARD
+        .decode(public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Error::InvalidInput("publicKey must be 32 bytes in standard base64 (Ed25519)".into())
+        })?;
+    let key = VerifyingKey::from_bytes(&key_bytes)
+        .map_err(|_| Error::InvalidInput("publicKey is not a valid Ed25519 point".into()))?;
+    let sig_bytes: [u8; 64] = STANDARD
+        .decode(signature)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Error::Unauthorized("signature must be 64 bytes in standard base64 (Ed25519)".into())
+        })?;
+    key.verify(message, &Signature::from_bytes(&sig_bytes))
+        .map_err(|_| {
+            Error::Unauthorized(
+                "bad signature: the hello was not signed by this publicKey over this registry's challenge"
+                    .into(),
+            )
+        })
+}
+
+/// The exact bytes a node signs to answer a challenge (PROTOCOL.md, "Handshake").
+pub fn hello_payload(registry_id: &str, network: &str, nonce: &str) -> Vec<u8> {
+    format!("{PROTOCOL}\nhello\n{registry_id}\n{network}\n{nonce}").into_bytes()
+}
+
+/// The id an instance gets when the node gives none: stable for one key, service name and
+/// address, so a restarted node with the same key keeps its id, while two replicas started from
+/// the same data dir (same key) on different ports do not overwrite each other.
+pub fn derived_instance_id(public_key: &str, service: &str, address: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(public_key.as_bytes());
+    h.update([0u8]);
+    h.update(service.as_bytes());
+    h.update([0u8]);
+    h.update(address.as_bytes());
+    let digest = h.finalize();
+    digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh random nonce for a challenge, URL-safe base64 of 24 bytes.
+pub fn new_nonce() -> Result<String> {
+    let mut b = [0u8; 24];
+    random_bytes(&mut b)?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_only_for_its_own_payload() {
+        let k = NodeKey::generate().unwrap();
+        let msg = hello_payload("reg", "development", "n1");
+        let sig = k.sign(&msg);
+        verify(&k.public_key(), &msg, &sig).unwrap();
+        let other_net = hello_payload("reg", "production", "n1");
+        assert_eq!(verify(&k.public_key(), &other_net, &sig).unwrap_err().code(), "NETGET_UNAUTHORIZED");
+        let other_reg = hello_payload("reg2", "development", "n1");
+        assert!(verify(&k.public_key(), &other_reg, &sig).is_err());
+    }
+
+    #[test]
+    fn keys_survive_a_round_trip_through_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = NodeKey::load_or_create(dir.path(), NODE_KEY_FILE).unwrap();
+        let b = NodeKey::load_or_create(dir.path(), NODE_KEY_FILE).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        assert!(NodeKey::from_text("not base64!").is_err());
+    }
+
+    #[test]
+    fn derived_ids_are_stable_per_key_and_name() {
+        assert_eq!(derived_instance_id("k", "web", "a:1"), derived_instance_id("k", "web", "a:1"));
+        assert_ne!(derived_instance_id("k", "web", "a:1"), derived_instance_id("k", "db", "a:1"));
+        assert_ne!(derived_instance_id("k", "web", "a:1"), derived_instance_id("k", "web", "a:2"));
+        assert_eq!(derived_instance_id("k", "web", "a:1").len(), 20);
+    }
+}

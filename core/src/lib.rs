@@ -1,0 +1,36 @@
+//! netget: a service registry and discovery system.
+//!
+//! # Layout
+//!
+//! - [`error`]: the one error type, with a stable `NETGET_*` code per variant.
+//! - [`model`]: networks, service names, instances, registrations, watch events; validation.
+//! - [`directory`]: the in-memory directory, isolated per network, with watch channels.
+//! - [`identity`]: Ed25519 keys of nodes and registries, and what a handshake signs.
+//! - [`protocol`]: the WebSocket protocol `netget/1` (see PROTOCOL.md).
+//! - [`config`]: how a registry is configured.
+//! - [`server`]: the registry: HTTP API and WebSocket endpoint on one port.
+//! - [`session`]: one WebSocket session on the registry.
+//! - [`client`]: the `Netget` client: registration, discovery with a cache, watches, failover.
+//! - [`rest`]: a small HTTP client for the registry's REST API (CLI, load tool, tests).
+//! - [`cli`]: the `netget` command line.
+//! - [`bench`]: the load tool behind `netget bench`.
+
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod identity;
+pub mod model;
+pub mod protocol;
+pub mod rest;
+pub mod server;
+pub mod session;
+
+pub use client::{DiscoverOptions, Netget, NetgetOptions, NodeType, Strategy, Watch};
+pub use config::RegistryConfig;
+pub use error::{Error, Result};
+pub use identity::NodeKey;
+pub use model::{EventKind, Instance, Registration, Status, WatchEvent};
+pub use server::{Registry, RegistryHandle};

@@ -1,0 +1,470 @@
+//! The nouns of a registry: networks, service names, instances, registrations, watch events.
+//!
+//! Every value that arrives from outside is validated here, once, by the constructors of the
+//! newtypes; the rest of the crate can then trust a `ServiceName` without re-checking it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest network or service name accepted (a DNS label's length, so names fit in DNS-SD later).
+pub const MAX_NAME_LEN: usize = 63;
+/// Longest instance id accepted.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest address accepted.
+pub const MAX_ADDRESS_LEN: usize = 1024;
+/// Most tags on one instance, and the longest tag.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag accepted.
+pub const MAX_TAG_LEN: usize = 64;
+/// Largest metadata object, as compact JSON.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Longest version string accepted.
+pub const MAX_VERSION_LEN: usize = 64;
+/// Largest weight accepted (weights are relative; this only keeps arithmetic bounded).
+pub const MAX_WEIGHT: u32 = 10_000;
+
+/// The network a registry serves when it has no configuration.
+pub const DEFAULT_NETWORK: &str = "development";
+
+fn check_name(kind: &str, s: &str, max: usize, extra: &[char]) -> Result<()> {
+    if s.is_empty() || s.len() > max {
+        return Err(Error::InvalidInput(format!(
+            "invalid {kind} {s:?}: must be 1 to {max} characters"
+        )));
+    }
+    let first_ok = s.as_bytes()[0].is_ascii_alphanumeric();
+    let rest_ok = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c));
+    if !first_ok || !rest_ok {
+        let allowed: String = extra.iter().collect();
+        return Err(Error::InvalidInput(format!(
+            "invalid {kind} {s:?}: use ASCII letters, digits, '-', '_'{}{} and start with a letter or digit",
+            if allowed.is_empty() { "" } else { " or " },
+            allowed
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validates `s` and wraps it.
+            pub fn new(s: &str) -> Result<Self> {
+                check_name($kind, s, $max, $extra)?;
+                Ok(Self(Arc::from(s)))
+            }
+
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            // Lets maps keyed by names be searched with a plain `&str`, with no allocation
+            // or validation on the lookup path.
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $name::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A network name: an isolated directory (`development`, `production`). Case-sensitive.
+    NetworkName, "network name", MAX_NAME_LEN, &['.']
+);
+name_type!(
+    /// A service name (`DatabaseService`, `orders`). Case-sensitive.
+    ServiceName, "service name", MAX_NAME_LEN, &['.']
+);
+name_type!(
+    /// An instance id, unique within one service of one network.
+    InstanceId, "instance id", MAX_ID_LEN, &['.', ':']
+);
+
+/// The health of an instance, as discovery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Alive and answering (the default for a live session or a fresh registration).
+    #[default]
+    Passing,
+    /// Answering, but asking for less load (e.g. HTTP 429).
+    Warning,
+    /// Not answering; not returned by discovery unless asked for all.
+    Critical,
+}
+
+impl Status {
+    /// Whether discovery returns this instance by default.
+    pub fn is_healthy(self) -> bool {
+        !matches!(self, Status::Critical)
+    }
+}
+
+/// A duration as written on the wire and in configuration: `500ms`, `5s`, `1m`, `2h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WireDuration(pub Duration);
+
+impl WireDuration {
+    /// Parses `500ms`, `5s`, `1.5s`, `1m`, `2h`; a bare number is seconds.
+    pub fn parse(s: &str) -> Result<Self> {
+        let t = s.trim();
+        let bad = || {
+            Error::InvalidInput(format!(
+                "invalid duration {s:?}: write a number with a unit, e.g. \"500ms\", \"5s\", \"1m\", \"1h\""
+            ))
+        };
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit.trim() {
+            "ms" => value / 1000.0,
+            "" | "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(bad()),
+        };
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+            return Err(bad());
+        }
+        Ok(WireDuration(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for WireDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl Serialize for WireDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        WireDuration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An active health check declared at registration. Stored and returned now; the registry runs
+/// it once the health issue lands (until then, REST registrations live by TTL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// URL to GET; 2xx is passing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// `host:port` to connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
+    /// Time between probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<WireDuration>,
+    /// Time one probe may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<WireDuration>,
+    /// Remove the instance after it has been critical this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregister_critical_after: Option<WireDuration>,
+}
+
+/// What a node sends to register (or update) one instance: the body of
+/// `PUT /v1/networks/{network}/services/{name}/instances/{id}` and of the WebSocket `register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registration {
+    /// Where clients reach the instance (`http://127.0.0.1:8080`, `10.0.0.5:5432`).
+    pub address: String,
+    /// Free-form labels to filter on (`v1`, `primary`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free-form JSON object, at most [`MAX_METADATA_BYTES`] as compact JSON.
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The instance's software version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Relative weight for weighted discovery (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// For REST registrations: how long the registration lives without a heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<WireDuration>,
+    /// An active health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+}
+
+impl Registration {
+    /// Checks every field against the limits of PROTOCOL.md.
+    pub fn validate(&self) -> Result<()> {
+        let a = &self.address;
+        if a.is_empty() || a.len() > MAX_ADDRESS_LEN || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::InvalidInput(format!(
+                "invalid address {a:?}: must be 1 to {MAX_ADDRESS_LEN} characters without spaces, e.g. \"http://127.0.0.1:8080\""
+            )));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(Error::InvalidInput(format!(
+                "{} tags given; at most {MAX_TAGS} are accepted",
+                self.tags.len()
+            )));
+        }
+        for t in &self.tags {
+            if t.is_empty() || t.len() > MAX_TAG_LEN || t.chars().any(|c| c.is_control() || c == ',') {
+                return Err(Error::InvalidInput(format!(
+                    "invalid tag {t:?}: must be 1 to {MAX_TAG_LEN} characters, no commas or control characters"
+                )));
+            }
+        }
+        if let Some(v) = &self.version {
+            if v.len() > MAX_VERSION_LEN || v.chars().any(char::is_control) {
+                return Err(Error::InvalidInput(format!(
+                    "invalid version {v:?}: at most {MAX_VERSION_LEN} characters"
+                )));
+            }
+        }
+        if let Some(w) = self.weight {
+            if w > MAX_WEIGHT {
+                return Err(Error::InvalidInput(format!(
+                    "weight {w} is over the maximum of {MAX_WEIGHT}"
+                )));
+            }
+        }
+        let meta_len = serde_json::to_vec(&self.metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+        if meta_len > MAX_METADATA_BYTES {
+            return Err(Error::too_large("metadata", meta_len, MAX_METADATA_BYTES));
+        }
+        if let Some(h) = &self.health {
+            if h.http.is_none() && h.tcp.is_none() {
+                return Err(Error::InvalidInput(
+                    "a health check needs \"http\" (a URL) or \"tcp\" (host:port)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One registered instance of a service, as every surface returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    /// Unique within its service and network.
+    pub id: InstanceId,
+    /// The service it belongs to.
+    pub name: ServiceName,
+    /// The network it belongs to.
+    pub network: NetworkName,
+    /// Where clients reach it.
+    pub address: String,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Labels to filter on.
+    pub tags: Vec<String>,
+    /// Software version, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Relative weight for weighted discovery.
+    pub weight: u32,
+    /// Current health.
+    pub status: Status,
+    /// Milliseconds since the Unix epoch when it was first registered.
+    pub registered_at: u64,
+    /// Id of the registry that owns it (holds its session or its REST registration).
+    pub registry: Arc<str>,
+    /// The declared active check, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+}
+
+impl Instance {
+    /// Builds the instance a registration describes.
+    pub fn from_registration(
+        network: NetworkName,
+        name: ServiceName,
+        id: InstanceId,
+        reg: Registration,
+        registry: &str,
+    ) -> Instance {
+        Instance {
+            id,
+            name,
+            network,
+            address: reg.address,
+            metadata: reg.metadata,
+            tags: reg.tags,
+            version: reg.version,
+            weight: reg.weight.unwrap_or(1),
+            status: Status::Passing,
+            registered_at: now_millis(),
+            registry: Arc::from(registry),
+            health: reg.health,
+        }
+    }
+
+    /// Whether the instance carries every tag in `tags`.
+    pub fn has_tags(&self, tags: &[String]) -> bool {
+        tags.iter().all(|t| self.tags.iter().any(|own| own == t))
+    }
+
+    /// Whether two versions of an instance differ in anything a watcher cares about
+    /// (everything but the registration time).
+    pub fn differs_from(&self, other: &Instance) -> bool {
+        self.address != other.address
+            || self.metadata != other.metadata
+            || self.tags != other.tags
+            || self.version != other.version
+            || self.weight != other.weight
+            || self.status != other.status
+            || self.health != other.health
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What changed for a watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A new instance appeared.
+    Up,
+    /// An instance went away (deregistered, session lost, expired).
+    Down,
+    /// An instance's fields or status changed.
+    Changed,
+}
+
+/// One change to a watched service: `{type: 'up'|'down'|'changed', instance}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The instance as it is now (for `down`, as it was last).
+    pub instance: Arc<Instance>,
+}
+
+/// The answer to a discovery query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// The service asked for.
+    pub name: ServiceName,
+    /// The network it was asked in.
+    pub network: NetworkName,
+    /// Matching instances, ordered by id.
+    pub instances: Vec<Arc<Instance>>,
+}
+
+/// One service name with its instance counts, as `services` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSummary {
+    /// The service name.
+    pub name: ServiceName,
+    /// All instances.
+    pub instances: usize,
+    /// Instances not critical.
+    pub healthy: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_accept_letters_digits_dash_underscore_dot() {
+        assert!(ServiceName::new("DatabaseService").is_ok());
+        assert!(ServiceName::new("orders-v2.eu_west").is_ok());
+        assert!(NetworkName::new("development").is_ok());
+        assert!(InstanceId::new("abc:123").is_ok());
+    }
+
+    #[test]
+    fn names_reject_empty_long_and_odd_characters() {
+        for bad in ["", "-lead", "has space", "slash/y", "ü", &"a".repeat(64)] {
+            let e = ServiceName::new(bad).unwrap_err();
+            assert_eq!(e.code(), "NETGET_INVALID_INPUT", "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_the_wire_forms() {
+        assert_eq!(WireDuration::parse("500ms").unwrap().0, Duration::from_millis(500));
+        assert_eq!(WireDuration::parse("5s").unwrap().0, Duration::from_secs(5));
+        assert_eq!(WireDuration::parse("1m").unwrap().0, Duration::from_secs(60));
+        assert_eq!(WireDuration::parse("3").unwrap().0, Duration::from_secs(3));
+        assert!(WireDuration::parse("5 parsecs").is_err());
+        assert!(WireDuration::parse("").is_err());
+        assert_eq!(WireDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn registration_rejects_oversized_metadata_and_bad_address() {
+        let mut r = Registration {
+            address: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        };
+        assert!(r.validate().is_ok());
+        r.metadata
+            .insert("big".into(), serde_json::Value::String("x".repeat(MAX_METADATA_BYTES)));
+        assert_eq!(r.validate().unwrap_err().code(), "NETGET_TOO_LARGE");
+        r.metadata.clear();
+        r.address = "has space".into();
+        assert_eq!(r.validate().unwrap_err().code(), "NETGET_INVALID_INPUT");
+    }
+
+    #[test]
+    fn registration_json_uses_camel_case_and_refuses_unknown_fields() {
+        let r: Registration = serde_json::from_str(
+            r#"{"address":"a:1","ttl":"30s","health":{"http":"http://x/h","deregisterCriticalAfter":"1m"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.ttl.unwrap().0, Duration::from_secs(30));
+        assert!(serde_json::from_str::<Registration>(r#"{"address":"a:1","bogus":1}"#).is_err());
+    }
+}

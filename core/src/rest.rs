@@ -1,0 +1,174 @@
+//! A small client for a registry's HTTP API, used by the CLI, the load tool and tests.
+//!
+//! It speaks plain HTTP/1.1 over a pooled hyper client and turns the registry's JSON error bodies
+//! back into [`Error`]s with the registry's own codes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorBody, Result};
+use crate::model::{Discovery, Instance, Registration, ServiceSummary};
+
+/// A handle to one registry's HTTP API. Cheap to clone; connections are pooled.
+#[derive(Clone, Debug)]
+pub struct RestClient {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// Percent-encodes one path segment or query value.
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl RestClient {
+    /// A client for the registry at `base` (`http://127.0.0.1:7700`).
+    pub fn new(base: &str) -> Result<RestClient> {
+        let base = base.trim_end_matches('/');
+        let base = if let Some(rest) = base.strip_prefix("ws://") {
+            format!("http://{}", rest.trim_end_matches("/v1/ws"))
+        } else if base.starts_with("http://") {
+            base.to_string()
+        } else if base.starts_with("https://") {
+            return Err(Error::InvalidInput(
+                "https registries are not supported by this build of the CLI yet; use http://".into(),
+            ));
+        } else {
+            format!("http://{base}")
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Ok(RestClient {
+            base,
+            client,
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The registry's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request and returns the body, with the registry's errors decoded.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes> {
+        let (status, bytes) = self.raw(method, path, body).await?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        #[derive(serde::Deserialize)]
+        struct Wrapped {
+            error: ErrorBody,
+        }
+        match serde_json::from_slice::<Wrapped>(&bytes) {
+            Ok(w) => Err(w.error.into()),
+            Err(_) => Err(Error::Internal(format!(
+                "registry answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+
+    /// Sends one request and returns status and body whatever they are (tests of bad input use
+    /// it directly).
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = Request::builder().method(method).uri(&url);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Error::InvalidInput(format!("bad request to {url}: {e}")))?;
+        let fut = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| Error::Unreachable(format!("cannot reach registry {}: {e}", self.base)))?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Error::Unreachable(format!("reading answer from {}: {e}", self.base)))?
+                .to_bytes();
+            Ok::<_, Error>((status, bytes))
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| Error::timeout(&format!("request to {url}"), self.timeout))?
+    }
+
+    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T> {
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Protocol(format!("registry sent unexpected JSON: {e}")))
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<serde_json::Value> {
+        self.json(Method::GET, "/health", None).await
+    }
+
+    /// `GET /v1/networks/{network}/services`.
+    pub async fn services(&self, network: &str) -> Result<Vec<ServiceSummary>> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            services: Vec<ServiceSummary>,
+        }
+        let a: Answer = self
+            .json(Method::GET, &format!("/v1/networks/{}/services", enc(network)), None)
+            .await?;
+        Ok(a.services)
+    }
+
+    /// `GET /v1/networks/{network}/services/{name}?healthy=..&tag=..`.
+    pub async fn discover(&self, network: &str, name: &str, healthy_only: bool, tags: &[String]) -> Result<Discovery> {
+        let mut path = format!(
+            "/v1/networks/{}/services/{}?healthy={healthy_only}",
+            enc(network),
+            enc(name)
+        );
+        for t in tags {
+            path.push_str("&tag=");
+            path.push_str(&enc(t));
+        }
+        self.json(Method::GET, &path, None).await
+    }
+
+    /// `PUT /v1/networks/{network}/services/{name}/instances/{id}`.
+    pub async fn register(&self, network: &str, name: &str, id: &str, reg: &Registration) -> Result<Instance> {
+        let body = serde_json::to_vec(reg).map_err(|e| Error::Internal(format!("encode: {e}")))?;
+        self.json(Method::PUT, &instance_path(network, name, id), Some(body)).await
+    }
+
+    /// `PUT .../instances/{id}/heartbeat`.
+    pub async fn heartbeat(&self, network: &str, name: &str, id: &str) -> Result<Instance> {
+        self.json(Method::PUT, &format!("{}/heartbeat", instance_path(network, name, id)), None)
+            .await
+    }
+
+    /// `DELETE .../instances/{id}`.
+    pub async fn deregister(&self, network: &str, name: &str, id: &str) -> Result<Instance> {
+        self.json(Method::DELETE, &instance_path(network, name, id), None).await
+    }
+}
+
+fn instance_path(network: &str, name: &str, id: &str) -> String {
+    format!(
+        "/v1/networks/{}/services/{}/instances/{}",
+        enc(network),
+        enc(name),
+        enc(id)
+    )
+}

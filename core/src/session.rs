@@ -1,0 +1,412 @@
+//! One WebSocket session on a registry: handshake, requests, watch pushes, liveness.
+//!
+//! The socket is split: this task reads frames and answers requests; a writer task owns the sink
+//! and drains one bounded queue, so watch forwarders and answers never interleave half-frames.
+//! The session's instances live exactly as long as this task: when it ends — graceful close,
+//! TCP reset, silence past the session timeout, registry shutdown — they are removed at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::directory::{InstanceKey, Owner};
+use crate::error::{Error, Result};
+use crate::identity::{self, derived_instance_id, hello_payload, PROTOCOL};
+use crate::model::{Instance, InstanceId, NetworkName, ServiceName, WireDuration};
+use crate::protocol::{ClientMessage, ResultData, ServerMessage};
+use crate::server::Shared;
+
+/// How many outgoing frames may queue for one session before watch forwarders wait.
+const OUTBOX: usize = 1024;
+
+/// WebSocket close codes used by the registry (PROTOCOL.md, "Closing").
+mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const TIMEOUT: u16 = 4000;
+}
+
+/// What the handshake established.
+struct Identity {
+    network: NetworkName,
+    public_key: Arc<str>,
+}
+
+/// Serves one upgraded connection to its end.
+pub async fn serve(socket: WebSocket, shared: Arc<Shared>, remote: SocketAddr, origin: Option<String>) {
+    let session_id = shared.next_session_id();
+    let (sink, mut stream) = socket.split();
+    let (out_tx, out_rx) = mpsc::channel::<Message>(OUTBOX);
+    let writer = tokio::spawn(write_loop(sink, out_rx));
+    tracing::debug!(session = session_id, %remote, ?origin, "session opened");
+
+    let mut session = Session {
+        id: session_id,
+        shared: shared.clone(),
+        out_tx: out_tx.clone(),
+        owned: Vec::new(),
+        watches: HashMap::new(),
+        errors: 0,
+    };
+    let outcome = match session.handshake(&mut stream).await {
+        Ok(identity) => session.run(&mut stream, identity).await,
+        Err((code, e)) => {
+            let _ = out_tx.send(text(&ServerMessage::error(None, &e))).await;
+            (code, e.to_string())
+        }
+    };
+    session.finish();
+    let (code, reason) = outcome;
+    let _ = out_tx
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(truncate(&reason, 120)),
+        })))
+        .await;
+    drop(out_tx);
+    drop(session);
+    // The writer ends once the close frame is out; bounded so a stuck peer cannot hold us.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    tracing::debug!(session = session_id, code, reason, "session closed");
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn text(m: &ServerMessage) -> Message {
+    Message::Text(Utf8Bytes::from(m.to_text()))
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut out_rx: mpsc::Receiver<Message>,
+) {
+    while let Some(msg) = out_rx.recv().await {
+        let is_close = matches!(msg, Message::Close(_));
+        // Batch what is already queued into one flush: under load this turns many small
+        // writes into one syscall.
+        if sink.feed(msg).await.is_err() {
+            return;
+        }
+        let mut closing = is_close;
+        while !closing {
+            match out_rx.try_recv() {
+                Ok(m) => {
+                    closing = matches!(m, Message::Close(_));
+                    if sink.feed(m).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if sink.flush().await.is_err() || closing {
+            let _ = sink.close().await;
+            return;
+        }
+    }
+}
+
+/// The state of one session.
+struct Session {
+    id: u64,
+    shared: Arc<Shared>,
+    out_tx: mpsc::Sender<Message>,
+    /// Instances this session registered; removed when it ends.
+    owned: Vec<InstanceKey>,
+    /// One forwarder task per watched service.
+    watches: HashMap<ServiceName, JoinHandle<()>>,
+    /// Refused messages so far; past the limit the session is closed.
+    errors: u32,
+}
+
+type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+impl Session {
+    /// Sends the challenge and checks the hello. Errors carry the close code to use.
+    async fn handshake(&mut self, stream: &mut Stream) -> std::result::Result<Identity, (u16, Error)> {
+        let nonce = identity::new_nonce().map_err(|e| (close::POLICY, e))?;
+        let timeout = self.shared.config.handshake_timeout;
+        let challenge = ServerMessage::Challenge {
+            protocol: PROTOCOL.to_string(),
+            registry_id: self.shared.registry_id.clone(),
+            nonce: nonce.clone(),
+            expires_in: WireDuration(timeout),
+        };
+        let issued = Instant::now();
+        self.send(&challenge).await;
+        let frame = tokio::time::timeout(timeout, next_text(stream, self.shared.config.max_frame))
+            .await
+            .map_err(|_| {
+                (
+                    close::TIMEOUT,
+                    Error::timeout("handshake (no hello after the challenge)", timeout),
+                )
+            })?
+            .map_err(|e| (close_code_for(&e), e))?;
+        let Some(frame) = frame else {
+            return Err((close::NORMAL, Error::Closed("closed during handshake".into())));
+        };
+        let msg = ClientMessage::parse(&frame).map_err(|(_, e)| (close::POLICY, e))?;
+        let ClientMessage::Hello {
+            protocol,
+            network,
+            public_key,
+            nonce: answered,
+            signature,
+            ..
+        } = msg
+        else {
+            return Err((
+                close::POLICY,
+                Error::Protocol("the first message must be \"hello\" answering the challenge".into()),
+            ));
+        };
+        if protocol != PROTOCOL {
+            return Err((close::POLICY, Error::UnsupportedVersion(format!(
+                "unsupported protocol {protocol:?}; this registry speaks {PROTOCOL}"
+            ))));
+        }
+        if answered != nonce {
+            return Err((close::POLICY, Error::ChallengeReplayed(
+                "the hello answers a challenge that was not issued to this connection; sign the nonce of this connection's challenge".into(),
+            )));
+        }
+        if issued.elapsed() > timeout {
+            return Err((close::POLICY, Error::ChallengeReplayed(format!(
+                "the challenge expired ({timeout:?}); reconnect for a fresh one"
+            ))));
+        }
+        self.shared
+            .directory
+            .check_network(&network)
+            .map_err(|e| (close::POLICY, e))?;
+        identity::verify(
+            &public_key,
+            &hello_payload(&self.shared.registry_id, network.as_str(), &nonce),
+            &signature,
+        )
+        .map_err(|e| (close::POLICY, e))?;
+        let welcome = ServerMessage::Welcome {
+            session_id: self.id,
+            network: network.clone(),
+            registry_id: self.shared.registry_id.clone(),
+            ping_interval: WireDuration(self.shared.config.ping_interval),
+            session_timeout: WireDuration(self.shared.config.session_timeout),
+        };
+        self.send(&welcome).await;
+        tracing::debug!(session = self.id, %network, "handshake done");
+        Ok(Identity {
+            network,
+            public_key: Arc::from(public_key),
+        })
+    }
+
+    /// Reads requests until the peer leaves, goes silent, misbehaves, or the registry stops.
+    async fn run(&mut self, stream: &mut Stream, me: Identity) -> (u16, String) {
+        let cfg = &self.shared.config;
+        let (timeout, max_frame, ping_every) = (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
+        let mut shutdown_rx = self.shared.shutdown_rx.clone();
+        let mut ping = tokio::time::interval(ping_every);
+        let mut last_seen = Instant::now();
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    last_seen = Instant::now();
+                    let text = match frame {
+                        None => return (close::NORMAL, "peer went away".into()),
+                        Some(Err(e)) => return (close::GOING_AWAY, format!("read error: {e}")),
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(_))) => return (close::NORMAL, "closed by peer".into()),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Binary(_))) => {
+                            let e = Error::InvalidInput("binary frames are not part of netget/1; send JSON text frames".into());
+                            if let Some(end) = self.refuse(None, e).await { return end; }
+                            continue;
+                        }
+                    };
+                    if text.len() > max_frame {
+                        let e = Error::too_large("frame", text.len(), max_frame);
+                        self.send(&ServerMessage::error(None, &e)).await;
+                        return (close::TOO_BIG, e.to_string());
+                    }
+                    match ClientMessage::parse(&text) {
+                        Ok(msg) => {
+                            let id = msg.request_id();
+                            match self.handle(msg, &me).await {
+                                Ok(Some(reply)) => self.send(&reply).await,
+                                Ok(None) => {}
+                                Err(e) => if let Some(end) = self.refuse(id, e).await { return end; },
+                            }
+                        }
+                        Err((id, e)) => if let Some(end) = self.refuse(id, e).await { return end; },
+                    }
+                }
+                _ = ping.tick() => {
+                    // A live peer answers every ping, so its silence stays under one interval;
+                    // checking against `timeout - interval` at each tick guarantees removal
+                    // within `timeout` of the last frame.
+                    if last_seen.elapsed() + ping_every > timeout {
+                        return (close::TIMEOUT, format!("no frame for {timeout:?}; session timed out"));
+                    }
+                    if self.out_tx.send(Message::Ping(Default::default())).await.is_err() {
+                        return (close::GOING_AWAY, "writer gone".into());
+                    }
+                }
+                _ = stopping(&mut shutdown_rx) => {
+                    return (close::GOING_AWAY, "registry shutting down".into());
+                }
+            }
+        }
+    }
+
+    /// Answers one refused message; returns the close reason once the session has refused too
+    /// many, so a flood of garbage costs the sender its session and nobody else anything.
+    async fn refuse(&mut self, id: Option<u64>, e: Error) -> Option<(u16, String)> {
+        self.errors += 1;
+        self.send(&ServerMessage::error(id, &e)).await;
+        (self.errors >= self.shared.config.max_session_errors).then(|| {
+            (close::POLICY, format!("too many refused messages ({}); closing", self.errors))
+        })
+    }
+
+    async fn send(&self, m: &ServerMessage) {
+        let _ = self.out_tx.send(text(m)).await;
+    }
+
+    async fn handle(&mut self, msg: ClientMessage, me: &Identity) -> Result<Option<ServerMessage>> {
+        let dir = &self.shared.directory;
+        let reply = |id, data| Ok(Some(ServerMessage::Result { id, data }));
+        match msg {
+            ClientMessage::Hello { .. } => Err(Error::Protocol("hello was already received on this session".into())),
+            ClientMessage::Register { id, name, instance_id, instance } => {
+                instance.validate()?;
+                let iid = match instance_id {
+                    Some(i) => i,
+                    None => InstanceId::new(&derived_instance_id(&me.public_key, name.as_str(), &instance.address))?,
+                };
+                let inst = Instance::from_registration(me.network.clone(), name, iid, instance, &self.shared.registry_id);
+                let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
+                let done = dir.register(inst, Owner::Session { session: self.id, key: me.public_key.clone() })?;
+                if !self.owned.contains(&key) {
+                    self.owned.push(key);
+                }
+                reply(id, ResultData::Instance(done.instance))
+            }
+            ClientMessage::Deregister { id, name, instance_id } => {
+                let key = (me.network.clone(), name, instance_id);
+                dir.deregister(&key, &Owner::Session { session: self.id, key: me.public_key.clone() })?;
+                self.owned.retain(|k| k != &key);
+                reply(id, ResultData::Empty {})
+            }
+            ClientMessage::Discover { id, name, healthy_only, tags } => {
+                reply(id, ResultData::Discovery(dir.discover(&me.network, &name, healthy_only, &tags)?))
+            }
+            ClientMessage::Services { id } => {
+                reply(id, ResultData::Services { services: dir.services(&me.network)? })
+            }
+            ClientMessage::Watch { id, name } => {
+                let (instances, rx) = dir.watch(&me.network, &name)?;
+                if let Some(old) = self.watches.remove(&name) {
+                    old.abort();
+                }
+                // The snapshot answer goes out before the forwarder can push any event.
+                self.send(&ServerMessage::Result { id, data: ResultData::Watching { instances } }).await;
+                let forwarder = tokio::spawn(forward(name.clone(), rx, self.out_tx.clone(), self.shared.clone(), me.network.clone()));
+                self.watches.insert(name, forwarder);
+                Ok(None)
+            }
+            ClientMessage::Unwatch { id, name } => {
+                if let Some(t) = self.watches.remove(&name) {
+                    t.abort();
+                }
+                reply(id, ResultData::Empty {})
+            }
+            ClientMessage::Ping { id } => Ok(Some(ServerMessage::Pong { id })),
+        }
+    }
+
+    /// Removes everything this session owned and stops its forwarders.
+    fn finish(&mut self) {
+        for (_, t) in self.watches.drain() {
+            t.abort();
+        }
+        let removed = self.shared.directory.remove_session(self.id, &self.owned);
+        if removed > 0 {
+            tracing::debug!(session = self.id, removed, "session instances removed");
+        }
+        self.owned.clear();
+    }
+}
+
+/// Pushes one watched service's events to the session; on lag, sends a full snapshot instead.
+async fn forward(
+    name: ServiceName,
+    mut rx: broadcast::Receiver<Arc<crate::model::WatchEvent>>,
+    out_tx: mpsc::Sender<Message>,
+    shared: Arc<Shared>,
+    network: NetworkName,
+) {
+    loop {
+        let msg = match rx.recv().await {
+            Ok(event) => ServerMessage::Event { name: name.clone(), event },
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
+                match shared.directory.discover(&network, &name, false, &[]) {
+                    Ok(d) => ServerMessage::Snapshot { name: name.clone(), instances: d.instances },
+                    Err(_) => return,
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if out_tx.send(text(&msg)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the next text frame, skipping control frames; `None` when the peer closed.
+async fn next_text(stream: &mut Stream, max_frame: usize) -> Result<Option<String>> {
+    while let Some(frame) = stream.next().await {
+        match frame.map_err(|e| Error::Closed(format!("read error: {e}")))? {
+            Message::Text(t) => {
+                if t.len() > max_frame {
+                    return Err(Error::too_large("frame", t.len(), max_frame));
+                }
+                return Ok(Some(t.to_string()));
+            }
+            Message::Binary(_) => {
+                return Err(Error::InvalidInput("binary frames are not part of netget/1; send JSON text frames".into()))
+            }
+            Message::Close(_) => return Ok(None),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+fn close_code_for(e: &Error) -> u16 {
+    match e {
+        Error::TooLarge(_) => close::TOO_BIG,
+        _ => close::POLICY,
+    }
+}
+
+/// Resolves once the registry starts shutting down.
+async fn stopping(shutdown_rx: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it inside this fn.
+    let _ = shutdown_rx.wait_for(|s| *s).await.is_ok();
+}
