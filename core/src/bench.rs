@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Connection, Socket};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
-use crate::model::{NetworkName, Registration, ServiceName, InstanceId};
+use crate::model::{InstanceId, NetworkName, Registration, ServiceName};
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::rest::RestClient;
 
@@ -92,7 +92,8 @@ impl Drop for ChildRegistry {
 }
 
 async fn start_child() -> Result<ChildRegistry> {
-    let exe = std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
     let data = std::env::temp_dir().join(format!("netget-bench-{}", std::process::id()));
     let mut child = tokio::process::Command::new(exe)
         .args(["registry", "--listen", "127.0.0.1:0", "--data"])
@@ -102,7 +103,10 @@ async fn start_child() -> Result<ChildRegistry> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Error::Io(format!("cannot start registry: {e}")))?;
-    let stdout = child.stdout.take().ok_or_else(|| Error::Internal("no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Internal("no stdout".into()))?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await
@@ -134,7 +138,10 @@ fn payload(i: usize) -> Registration {
     metadata.insert("zone".into(), format!("zone-{}", i % 3).into());
     metadata.insert("owner".into(), "team-platform".into());
     metadata.insert("build".into(), format!("{:040x}", i).into());
-    metadata.insert("description".into(), "benchmark instance with about two hundred bytes of metadata".into());
+    metadata.insert(
+        "description".into(),
+        "benchmark instance with about two hundred bytes of metadata".into(),
+    );
     Registration {
         address: format!("http://127.0.0.1:{}", 10_000 + i % 50_000),
         tags: vec!["bench".into(), format!("shard-{}", i % 8)],
@@ -146,7 +153,15 @@ fn payload(i: usize) -> Registration {
 
 async fn open(url: &str) -> Result<Connection> {
     let network = NetworkName::new("development")?;
-    Connection::open(url, &network, &NodeKey::generate()?, None, "service", Duration::from_secs(10)).await
+    Connection::open(
+        url,
+        &network,
+        &NodeKey::generate()?,
+        None,
+        "service",
+        Duration::from_secs(10),
+    )
+    .await
 }
 
 /// Sends `msgs` on one socket with at most `window` unanswered, returning when all are answered.
@@ -158,10 +173,16 @@ async fn pipeline(socket: &mut Socket, msgs: Vec<ClientMessage>, window: usize) 
         while sent - done < window {
             let Some(m) = it.next() else { break };
             let text = serde_json::to_string(&m).map_err(|e| Error::Internal(e.to_string()))?;
-            socket.feed(Message::text(text)).await.map_err(|e| Error::Unreachable(e.to_string()))?;
+            socket
+                .feed(Message::text(text))
+                .await
+                .map_err(|e| Error::Unreachable(e.to_string()))?;
             sent += 1;
         }
-        socket.flush().await.map_err(|e| Error::Unreachable(e.to_string()))?;
+        socket
+            .flush()
+            .await
+            .map_err(|e| Error::Unreachable(e.to_string()))?;
         match crate::client::recv_message(socket).await? {
             ServerMessage::Result { .. } => done += 1,
             ServerMessage::Error { .. } => {
@@ -178,7 +199,10 @@ async fn pipeline(socket: &mut Socket, msgs: Vec<ClientMessage>, window: usize) 
 pub async fn run(args: BenchArgs) -> Result<()> {
     let report = measure(&args).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
+        );
     } else {
         print_table(&report);
     }
@@ -186,14 +210,31 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn print_table(r: &BenchReport) {
-    println!("netget bench — {} instances, {} watchers", r.instances, r.watchers);
-    println!("  session registrations/s      {:>12.0}", r.registrations_per_sec);
-    println!("  discovery/s (HTTP, 10 inst.) {:>12.0}", r.http_discovery_per_sec);
-    println!("  discovery/s (WS, 10 inst.)   {:>12.0}", r.ws_discovery_per_sec);
+    println!(
+        "netget bench — {} instances, {} watchers",
+        r.instances, r.watchers
+    );
+    println!(
+        "  session registrations/s      {:>12.0}",
+        r.registrations_per_sec
+    );
+    println!(
+        "  discovery/s (HTTP, 10 inst.) {:>12.0}",
+        r.http_discovery_per_sec
+    );
+    println!(
+        "  discovery/s (WS, 10 inst.)   {:>12.0}",
+        r.ws_discovery_per_sec
+    );
     println!("  watch push p50               {:>10.0} µs", r.watch_p50_us);
     println!("  watch push p99               {:>10.0} µs", r.watch_p99_us);
-    if let (Some(b), Some(a), Some(per)) = (r.rss_before_kib, r.rss_after_kib, r.bytes_per_instance) {
-        println!("  registry RSS                 {:>8.1} MiB → {:.1} MiB ({per:.0} B/instance)", b as f64 / 1024.0, a as f64 / 1024.0);
+    if let (Some(b), Some(a), Some(per)) = (r.rss_before_kib, r.rss_after_kib, r.bytes_per_instance)
+    {
+        println!(
+            "  registry RSS                 {:>8.1} MiB → {:.1} MiB ({per:.0} B/instance)",
+            b as f64 / 1024.0,
+            a as f64 / 1024.0
+        );
     }
 }
 
@@ -209,7 +250,11 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
         (None, None) => return Err(Error::Internal("no registry".into())),
     };
     let pid = child.as_ref().and_then(|c| c.child.id());
-    let mut report = BenchReport { instances: args.instances, watchers: args.watchers, ..Default::default() };
+    let mut report = BenchReport {
+        instances: args.instances,
+        watchers: args.watchers,
+        ..Default::default()
+    };
     report.rss_before_kib = rss_kib(pid);
 
     // Phase 1: registrations over sessions, pipelined.
@@ -226,7 +271,8 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
             .step_by(sessions)
             .map(|i| ClientMessage::Register {
                 id: i as u64,
-                name: ServiceName::new(&format!("bench-{}", i % 100)).unwrap_or_else(|_| unreachable!()),
+                name: ServiceName::new(&format!("bench-{}", i % 100))
+                    .unwrap_or_else(|_| unreachable!()),
                 instance_id: InstanceId::new(&format!("i-{i}")).ok(),
                 instance: payload(i),
             })
@@ -241,7 +287,9 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
         let (conn, errors) = t.await.map_err(|e| Error::Internal(e.to_string()))?;
         let errors = errors?;
         if errors > 0 {
-            return Err(Error::Internal(format!("{errors} registrations were refused")));
+            return Err(Error::Internal(format!(
+                "{errors} registrations were refused"
+            )));
         }
         held.push(conn);
     }
@@ -249,7 +297,8 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_after_kib = rss_kib(pid);
     if let (Some(b), Some(a)) = (report.rss_before_kib, report.rss_after_kib) {
-        report.bytes_per_instance = Some((a.saturating_sub(b) * 1024) as f64 / args.instances.max(1) as f64);
+        report.bytes_per_instance =
+            Some((a.saturating_sub(b) * 1024) as f64 / args.instances.max(1) as f64);
     }
 
     // Phase 2: discovery of a service with 10 instances, over HTTP and over WebSocket.
@@ -296,9 +345,14 @@ async fn http_discovery(url: &str, queries: usize, inflight: usize) -> Result<f6
         let rest = rest.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..per {
-                let d = rest.discover("development", "bench-discovery", true, &[]).await?;
+                let d = rest
+                    .discover("development", "bench-discovery", true, &[])
+                    .await?;
                 if d.instances.len() != 10 {
-                    return Err(Error::Internal(format!("expected 10 instances, got {}", d.instances.len())));
+                    return Err(Error::Internal(format!(
+                        "expected 10 instances, got {}",
+                        d.instances.len()
+                    )));
                 }
             }
             Ok::<_, Error>(())
@@ -312,15 +366,24 @@ async fn http_discovery(url: &str, queries: usize, inflight: usize) -> Result<f6
 
 async fn watch_latency(url: &str, watchers: usize, events: usize) -> Result<(f64, f64)> {
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let samples: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(watchers * events)));
+    let samples: Arc<Mutex<Vec<Duration>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(watchers * events)));
     let name = ServiceName::new("bench-watch").unwrap_or_else(|_| unreachable!());
     let mut tasks = Vec::new();
     for _ in 0..watchers {
         let mut c = open(url).await?;
-        crate::client::send_message(&mut c.socket, &ClientMessage::Watch { id: 1, name: name.clone() }).await?;
+        crate::client::send_message(
+            &mut c.socket,
+            &ClientMessage::Watch {
+                id: 1,
+                name: name.clone(),
+            },
+        )
+        .await?;
         // The snapshot answer.
         loop {
-            if let ServerMessage::Result { .. } = crate::client::recv_message(&mut c.socket).await? {
+            if let ServerMessage::Result { .. } = crate::client::recv_message(&mut c.socket).await?
+            {
                 break;
             }
         }
@@ -328,14 +391,21 @@ async fn watch_latency(url: &str, watchers: usize, events: usize) -> Result<(f64
         tasks.push(tokio::spawn(async move {
             let mut seen = 0;
             while seen < events {
-                let msg = match tokio::time::timeout(Duration::from_secs(10), crate::client::recv_message(&mut c.socket)).await {
+                let msg = match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    crate::client::recv_message(&mut c.socket),
+                )
+                .await
+                {
                     Ok(Ok(m)) => m,
                     _ => break,
                 };
                 if let ServerMessage::Event { event, .. } = msg {
                     let now = Instant::now();
                     let seq = event.instance.metadata.get("seq").and_then(|v| v.as_u64());
-                    if let Some(t) = seq.and_then(|s| sent.lock().ok().and_then(|m| m.get(&s).copied())) {
+                    if let Some(t) =
+                        seq.and_then(|s| sent.lock().ok().and_then(|m| m.get(&s).copied()))
+                    {
                         if let Ok(mut v) = samples.lock() {
                             v.push(now - t);
                         }
@@ -354,11 +424,18 @@ async fn watch_latency(url: &str, watchers: usize, events: usize) -> Result<(f64
         }
         crate::client::send_message(
             &mut writer.socket,
-            &ClientMessage::Register { id: seq, name: name.clone(), instance_id: InstanceId::new("w").ok(), instance: reg },
+            &ClientMessage::Register {
+                id: seq,
+                name: name.clone(),
+                instance_id: InstanceId::new("w").ok(),
+                instance: reg,
+            },
         )
         .await?;
         loop {
-            if let ServerMessage::Result { .. } | ServerMessage::Error { .. } = crate::client::recv_message(&mut writer.socket).await? {
+            if let ServerMessage::Result { .. } | ServerMessage::Error { .. } =
+                crate::client::recv_message(&mut writer.socket).await?
+            {
                 break;
             }
         }

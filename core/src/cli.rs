@@ -101,6 +101,10 @@ struct RegisterArgs {
     /// Print the stored instance as JSON.
     #[arg(long)]
     json: bool,
+    /// Register over a WebSocket session and stay registered while this command runs
+    /// (Ctrl-C deregisters; if the process dies the instance vanishes with its session).
+    #[arg(long)]
+    hold: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,7 +191,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> i32 {
         }
     };
     init_logging(matches!(cli.command, Command::Registry(_)));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -302,12 +309,21 @@ fn cli_instance_id(name: &str, address: &str) -> String {
 }
 
 async fn register(a: RegisterArgs) -> Result<()> {
+    if a.hold {
+        return register_and_hold(a).await;
+    }
     let rest = RestClient::new(&a.target.registry)?;
-    let id = a.id.clone().unwrap_or_else(|| cli_instance_id(&a.name, &a.address));
+    let id =
+        a.id.clone()
+            .unwrap_or_else(|| cli_instance_id(&a.name, &a.address));
     let reg = Registration {
         address: a.address.clone(),
         tags: a.tags.clone(),
-        metadata: a.meta.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+        metadata: a
+            .meta
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect(),
         version: a.service_version.clone(),
         weight: None,
         ttl: Some(a.ttl),
@@ -323,6 +339,38 @@ async fn register(a: RegisterArgs) -> Result<()> {
     Ok(())
 }
 
+async fn register_and_hold(a: RegisterArgs) -> Result<()> {
+    let mut opts = NetgetOptions::service(&a.name, &a.address, &[&a.target.registry]);
+    opts.network = a.target.network.clone();
+    for (k, v) in &a.meta {
+        opts.metadata.insert(k.clone(), v.clone().into());
+    }
+    if !a.tags.is_empty() {
+        opts.metadata.insert("tags".into(), a.tags.clone().into());
+    }
+    if let Some(v) = &a.service_version {
+        opts.metadata.insert("version".into(), v.clone().into());
+    }
+    if let Some(id) = &a.id {
+        opts.metadata.insert("id".into(), id.clone().into());
+    }
+    let node = Netget::new(opts)?;
+    let inst = node.register_with_network().await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&inst).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else {
+        println!(
+            "registered {} {} at {} (held by this session; Ctrl-C to deregister)",
+            inst.name, inst.id, inst.address
+        );
+    }
+    shutdown_signal().await;
+    node.stop().await
+}
+
 fn event_name(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Up => "up",
@@ -336,7 +384,12 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 fn describe(i: &Instance) -> String {
-    let mut s = format!("{:<24} {:<32} {:<9}", i.id.as_str(), i.address, format!("{:?}", i.status).to_lowercase());
+    let mut s = format!(
+        "{:<24} {:<32} {:<9}",
+        i.id.as_str(),
+        i.address,
+        format!("{:?}", i.status).to_lowercase()
+    );
     if !i.tags.is_empty() {
         s.push_str(&format!(" tags={}", i.tags.join(",")));
     }
@@ -348,17 +401,27 @@ fn describe(i: &Instance) -> String {
 
 async fn discover(a: DiscoverArgs) -> Result<()> {
     let rest = RestClient::new(&a.target.registry)?;
-    let found = rest.discover(&a.target.network, &a.name, !a.all, &a.tags).await?;
+    let found = rest
+        .discover(&a.target.network, &a.name, !a.all, &a.tags)
+        .await?;
     if a.json {
         println!("{}", to_json(&found)?);
         return Ok(());
     }
     if found.instances.is_empty() {
-        println!("no instances of {} in network {}", found.name, found.network);
+        println!(
+            "no instances of {} in network {}",
+            found.name, found.network
+        );
         return Ok(());
     }
-    println!("{} in {} ({} instance{}):", found.name, found.network, found.instances.len(),
-        if found.instances.len() == 1 { "" } else { "s" });
+    println!(
+        "{} in {} ({} instance{}):",
+        found.name,
+        found.network,
+        found.instances.len(),
+        if found.instances.len() == 1 { "" } else { "s" }
+    );
     for i in &found.instances {
         println!("  {}", describe(i));
     }
@@ -369,14 +432,22 @@ async fn services(a: ServicesArgs) -> Result<()> {
     let rest = RestClient::new(&a.target.registry)?;
     let list = rest.services(&a.target.network).await?;
     if a.json {
-        println!("{}", to_json(&serde_json::json!({ "network": a.target.network, "services": list }))?);
+        println!(
+            "{}",
+            to_json(&serde_json::json!({ "network": a.target.network, "services": list }))?
+        );
         return Ok(());
     }
     if list.is_empty() {
         println!("no services in network {}", a.target.network);
     }
     for s in list {
-        println!("{:<32} {} instance(s), {} healthy", s.name.as_str(), s.instances, s.healthy);
+        println!(
+            "{:<32} {} instance(s), {} healthy",
+            s.name.as_str(),
+            s.instances,
+            s.healthy
+        );
     }
     Ok(())
 }
@@ -390,7 +461,10 @@ async fn watch(a: WatchArgs) -> Result<()> {
     })?;
     node.start().await?;
     let mut w = node.watch(&a.name)?;
-    eprintln!("watching {} in {} (Ctrl-C to stop)", a.name, a.target.network);
+    eprintln!(
+        "watching {} in {} (Ctrl-C to stop)",
+        a.name, a.target.network
+    );
     let stop = shutdown_signal();
     tokio::pin!(stop);
     loop {
@@ -421,10 +495,15 @@ async fn demo(a: DemoArgs) -> Result<()> {
     println!("▶ registry listening on {url} (network \"development\")");
 
     let mut services = Vec::new();
-    for (name, port, version) in [("greeter", 8081, "1.0.0"), ("greeter", 8082, "1.1.0"), ("DatabaseService", 5432, "2.0.0")] {
+    for (name, port, version) in [
+        ("greeter", 8081, "1.0.0"),
+        ("greeter", 8082, "1.1.0"),
+        ("DatabaseService", 5432, "2.0.0"),
+    ] {
         let mut opts = NetgetOptions::service(name, &format!("http://127.0.0.1:{port}"), &[&url]);
         opts.metadata.insert("version".into(), version.into());
-        opts.metadata.insert("description".into(), format!("demo {name}").into());
+        opts.metadata
+            .insert("description".into(), format!("demo {name}").into());
         let node = Netget::new(opts)?;
         let inst = node.register_with_network().await?;
         println!("▶ {name} registered as {} at {}", inst.id, inst.address);
@@ -433,7 +512,9 @@ async fn demo(a: DemoArgs) -> Result<()> {
 
     let client = Netget::new(NetgetOptions::client(&[&url]))?;
     let mut watch = client.watch("greeter")?;
-    let all = client.discover_service_nodes("greeter", &Default::default()).await?;
+    let all = client
+        .discover_service_nodes("greeter", &Default::default())
+        .await?;
     println!("▶ client discovered {} greeter instance(s):", all.len());
     for i in &all {
         println!("    {}", describe(i));
@@ -442,15 +523,25 @@ async fn demo(a: DemoArgs) -> Result<()> {
         println!("▶ client discovered DatabaseService at {}", db.address);
     }
     // Drain the initial `up` events, then show a live change.
-    while tokio::time::timeout(Duration::from_millis(200), watch.next()).await.is_ok_and(|e| e.is_some()) {}
+    while tokio::time::timeout(Duration::from_millis(200), watch.next())
+        .await
+        .is_ok_and(|e| e.is_some())
+    {}
     println!("▶ stopping one greeter…");
     if let Some(first) = services.first() {
         first.stop().await?;
     }
     if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await {
-        println!("▶ watcher saw: {} {} ({})", event_name(ev.kind), ev.instance.id, ev.instance.address);
+        println!(
+            "▶ watcher saw: {} {} ({})",
+            event_name(ev.kind),
+            ev.instance.id,
+            ev.instance.address
+        );
     }
-    let left = client.discover_service_nodes("greeter", &Default::default()).await?;
+    let left = client
+        .discover_service_nodes("greeter", &Default::default())
+        .await?;
     println!("▶ greeter instances now: {}", left.len());
     let rest = RestClient::new(&url)?;
     for s in rest.services("development").await? {

@@ -68,6 +68,9 @@ impl Service {
     }
 }
 
+/// The receiving end of one service's watch channel.
+pub type WatchReceiver = broadcast::Receiver<Arc<WatchEvent>>;
+
 /// Where an instance lives: its network, service and id.
 pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
 
@@ -191,7 +194,9 @@ impl Directory {
         Ok(Registered { instance, created })
     }
 
-    fn lock_expiry(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<(Instant, InstanceKey)>>> {
+    fn lock_expiry(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<(Instant, InstanceKey)>>> {
         self.expiry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -368,7 +373,7 @@ impl Directory {
         &self,
         network: &NetworkName,
         name: &ServiceName,
-    ) -> Result<(Vec<Arc<Instance>>, broadcast::Receiver<Arc<WatchEvent>>)> {
+    ) -> Result<(Vec<Arc<Instance>>, WatchReceiver)> {
         let mut nets = self.write();
         let services = nets
             .get_mut(network)
@@ -496,27 +501,58 @@ mod tests {
     #[test]
     fn discovery_filters_by_tag_and_stays_within_the_service() {
         let d = dir();
-        d.register(inst("development", "web", "a", &["v1"]), rest()).unwrap();
-        d.register(inst("development", "web", "b", &["v2"]), rest()).unwrap();
-        d.register(inst("development", "db", "c", &["v1"]), rest()).unwrap();
+        d.register(inst("development", "web", "a", &["v1"]), rest())
+            .unwrap();
+        d.register(inst("development", "web", "b", &["v2"]), rest())
+            .unwrap();
+        d.register(inst("development", "db", "c", &["v1"]), rest())
+            .unwrap();
         let web = ServiceName::new("web").unwrap();
-        let got = d.discover(&net("development"), &web, true, &["v1".into()]).unwrap();
+        let got = d
+            .discover(&net("development"), &web, true, &["v1".into()])
+            .unwrap();
         assert_eq!(got.instances.len(), 1);
         assert_eq!(got.instances[0].id.as_str(), "a");
-        assert_eq!(d.discover(&net("development"), &web, true, &[]).unwrap().instances.len(), 2);
+        assert_eq!(
+            d.discover(&net("development"), &web, true, &[])
+                .unwrap()
+                .instances
+                .len(),
+            2
+        );
     }
 
     #[test]
     fn networks_are_isolated() {
         let d = dir();
-        d.register(inst("development", "web", "a", &[]), rest()).unwrap();
+        d.register(inst("development", "web", "a", &[]), rest())
+            .unwrap();
         let web = ServiceName::new("web").unwrap();
-        assert!(d.discover(&net("production"), &web, false, &[]).unwrap().instances.is_empty());
-        let key = (net("production"), web.clone(), InstanceId::new("a").unwrap());
-        assert_eq!(d.deregister(&key, &rest()).unwrap_err().code(), "NETGET_NOT_FOUND");
-        assert_eq!(d.discover(&net("development"), &web, false, &[]).unwrap().instances.len(), 1);
+        assert!(d
+            .discover(&net("production"), &web, false, &[])
+            .unwrap()
+            .instances
+            .is_empty());
+        let key = (
+            net("production"),
+            web.clone(),
+            InstanceId::new("a").unwrap(),
+        );
         assert_eq!(
-            d.discover(&net("staging"), &web, false, &[]).unwrap_err().code(),
+            d.deregister(&key, &rest()).unwrap_err().code(),
+            "NETGET_NOT_FOUND"
+        );
+        assert_eq!(
+            d.discover(&net("development"), &web, false, &[])
+                .unwrap()
+                .instances
+                .len(),
+            1
+        );
+        assert_eq!(
+            d.discover(&net("staging"), &web, false, &[])
+                .unwrap_err()
+                .code(),
             "NETGET_UNKNOWN_NETWORK"
         );
     }
@@ -527,29 +563,54 @@ mod tests {
         let web = ServiceName::new("web").unwrap();
         let (snap, mut rx) = d.watch(&net("development"), &web).unwrap();
         assert!(snap.is_empty());
-        d.register(inst("development", "web", "a", &[]), rest()).unwrap();
-        d.register(inst("development", "web", "a", &["v2"]), rest()).unwrap();
-        d.register(inst("development", "web", "a", &["v2"]), rest()).unwrap(); // no change, no event
+        d.register(inst("development", "web", "a", &[]), rest())
+            .unwrap();
+        d.register(inst("development", "web", "a", &["v2"]), rest())
+            .unwrap();
+        d.register(inst("development", "web", "a", &["v2"]), rest())
+            .unwrap(); // no change, no event
         let key = (net("development"), web, InstanceId::new("a").unwrap());
         d.deregister(&key, &rest()).unwrap();
-        let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).map(|e| e.kind).collect();
-        assert_eq!(kinds, vec![EventKind::Up, EventKind::Changed, EventKind::Down]);
+        let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::Up, EventKind::Changed, EventKind::Down]
+        );
     }
 
     #[test]
     fn a_session_instance_cannot_be_taken_by_another_key_but_can_by_its_own() {
         let d = dir();
-        let s1 = Owner::Session { session: 1, key: Arc::from("k1") };
-        let s2 = Owner::Session { session: 2, key: Arc::from("k2") };
-        let s3 = Owner::Session { session: 3, key: Arc::from("k1") };
-        d.register(inst("development", "web", "a", &[]), s1).unwrap();
+        let s1 = Owner::Session {
+            session: 1,
+            key: Arc::from("k1"),
+        };
+        let s2 = Owner::Session {
+            session: 2,
+            key: Arc::from("k2"),
+        };
+        let s3 = Owner::Session {
+            session: 3,
+            key: Arc::from("k1"),
+        };
+        d.register(inst("development", "web", "a", &[]), s1)
+            .unwrap();
         assert_eq!(
-            d.register(inst("development", "web", "a", &[]), s2).unwrap_err().code(),
+            d.register(inst("development", "web", "a", &[]), s2)
+                .unwrap_err()
+                .code(),
             "NETGET_FORBIDDEN"
         );
-        d.register(inst("development", "web", "a", &[]), s3).unwrap();
+        d.register(inst("development", "web", "a", &[]), s3)
+            .unwrap();
         // The old session closing does not remove what the reconnected node now owns.
-        let key = (net("development"), ServiceName::new("web").unwrap(), InstanceId::new("a").unwrap());
+        let key = (
+            net("development"),
+            ServiceName::new("web").unwrap(),
+            InstanceId::new("a").unwrap(),
+        );
         assert_eq!(d.remove_session(1, std::slice::from_ref(&key)), 0);
         assert_eq!(d.remove_session(3, &[key]), 1);
     }
@@ -557,15 +618,28 @@ mod tests {
     #[test]
     fn rest_registrations_expire_unless_renewed() {
         let d = dir();
-        let short = Owner::Rest { ttl: Duration::from_millis(10) };
-        d.register(inst("development", "web", "a", &[]), short.clone()).unwrap();
-        d.register(inst("development", "web", "b", &[]), short).unwrap();
-        let key_b = (net("development"), ServiceName::new("web").unwrap(), InstanceId::new("b").unwrap());
+        let short = Owner::Rest {
+            ttl: Duration::from_millis(10),
+        };
+        d.register(inst("development", "web", "a", &[]), short.clone())
+            .unwrap();
+        d.register(inst("development", "web", "b", &[]), short)
+            .unwrap();
+        let key_b = (
+            net("development"),
+            ServiceName::new("web").unwrap(),
+            InstanceId::new("b").unwrap(),
+        );
         std::thread::sleep(Duration::from_millis(15));
         d.heartbeat(&key_b).unwrap();
         assert_eq!(d.expire(Instant::now()), 1);
         let left = d
-            .discover(&net("development"), &ServiceName::new("web").unwrap(), false, &[])
+            .discover(
+                &net("development"),
+                &ServiceName::new("web").unwrap(),
+                false,
+                &[],
+            )
             .unwrap();
         assert_eq!(left.instances.len(), 1);
         assert_eq!(left.instances[0].id.as_str(), "b");

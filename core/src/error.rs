@@ -65,7 +65,9 @@ pub enum Error {
 }
 
 /// Every variant with its code, in one table so `code()` and `from_wire()` cannot drift apart.
-const CODES: &[(&str, fn(String) -> Error)] = &[
+type Constructor = fn(String) -> Error;
+
+const CODES: &[(&str, Constructor)] = &[
     ("NETGET_INVALID_INPUT", Error::InvalidInput),
     ("NETGET_MALFORMED_JSON", Error::MalformedJson),
     ("NETGET_UNKNOWN_MESSAGE", Error::UnknownMessage),

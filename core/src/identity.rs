@@ -53,10 +53,14 @@ impl NodeKey {
     /// Parses the key file format: the 32-byte secret seed in standard base64, one line.
     pub fn from_text(text: &str) -> Result<NodeKey> {
         let bytes = STANDARD.decode(text.trim()).map_err(|e| {
-            Error::InvalidInput(format!("key is not base64 ({e}); make one with `netget keygen`"))
+            Error::InvalidInput(format!(
+                "key is not base64 ({e}); make one with `netget keygen`"
+            ))
         })?;
         let seed: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::InvalidInput("key must be 32 bytes (an Ed25519 seed); make one with `netget keygen`".into())
+            Error::InvalidInput(
+                "key must be 32 bytes (an Ed25519 seed); make one with `netget keygen`".into(),
+            )
         })?;
         Ok(NodeKey {
             signing: SigningKey::from_bytes(&seed),
@@ -189,7 +193,12 @@ mod tests {
         let sig = k.sign(&msg);
         verify(&k.public_key(), &msg, &sig).unwrap();
         let other_net = hello_payload("reg", "production", "n1");
-        assert_eq!(verify(&k.public_key(), &other_net, &sig).unwrap_err().code(), "NETGET_UNAUTHORIZED");
+        assert_eq!(
+            verify(&k.public_key(), &other_net, &sig)
+                .unwrap_err()
+                .code(),
+            "NETGET_UNAUTHORIZED"
+        );
         let other_reg = hello_payload("reg2", "development", "n1");
         assert!(verify(&k.public_key(), &other_reg, &sig).is_err());
     }
@@ -205,9 +214,42 @@ mod tests {
 
     #[test]
     fn derived_ids_are_stable_per_key_and_name() {
-        assert_eq!(derived_instance_id("k", "web", "a:1"), derived_instance_id("k", "web", "a:1"));
-        assert_ne!(derived_instance_id("k", "web", "a:1"), derived_instance_id("k", "db", "a:1"));
-        assert_ne!(derived_instance_id("k", "web", "a:1"), derived_instance_id("k", "web", "a:2"));
+        assert_eq!(
+            derived_instance_id("k", "web", "a:1"),
+            derived_instance_id("k", "web", "a:1")
+        );
+        assert_ne!(
+            derived_instance_id("k", "web", "a:1"),
+            derived_instance_id("k", "db", "a:1")
+        );
+        assert_ne!(
+            derived_instance_id("k", "web", "a:1"),
+            derived_instance_id("k", "web", "a:2")
+        );
         assert_eq!(derived_instance_id("k", "web", "a:1").len(), 20);
+    }
+
+    #[test]
+    fn the_test_vector_of_protocol_md_holds() {
+        // PROTOCOL.md, "Handshake": seed bytes 0x00..0x1f, registry _oEsEvOrTOas, network
+        // development. Ed25519 signatures are deterministic, so the documented values must match.
+        let key = NodeKey::from_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        assert_eq!(
+            key.public_key(),
+            "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+        );
+        let payload = hello_payload(
+            "_oEsEvOrTOas",
+            "development",
+            "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7",
+        );
+        assert_eq!(
+            key.sign(&payload),
+            "YdB0TPf4JUGyaMtp+83HtQu6y4dMxw/mW3w+sC0swXTnrBaYsphzp/WkNz0ghh/7zC279sdZMeQkjPG3BYPCCw=="
+        );
+        assert_eq!(
+            derived_instance_id(&key.public_key(), "web", "http://10.0.0.5:8080"),
+            "436541a191915dc7176f"
+        );
     }
 }

@@ -237,7 +237,10 @@ impl Registration {
     /// Checks every field against the limits of PROTOCOL.md.
     pub fn validate(&self) -> Result<()> {
         let a = &self.address;
-        if a.is_empty() || a.len() > MAX_ADDRESS_LEN || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if a.is_empty()
+            || a.len() > MAX_ADDRESS_LEN
+            || a.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(Error::InvalidInput(format!(
                 "invalid address {a:?}: must be 1 to {MAX_ADDRESS_LEN} characters without spaces, e.g. \"http://127.0.0.1:8080\""
             )));
@@ -249,7 +252,10 @@ impl Registration {
             )));
         }
         for t in &self.tags {
-            if t.is_empty() || t.len() > MAX_TAG_LEN || t.chars().any(|c| c.is_control() || c == ',') {
+            if t.is_empty()
+                || t.len() > MAX_TAG_LEN
+                || t.chars().any(|c| c.is_control() || c == ',')
+            {
                 return Err(Error::InvalidInput(format!(
                     "invalid tag {t:?}: must be 1 to {MAX_TAG_LEN} characters, no commas or control characters"
                 )));
@@ -269,7 +275,9 @@ impl Registration {
                 )));
             }
         }
-        let meta_len = serde_json::to_vec(&self.metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+        let meta_len = serde_json::to_vec(&self.metadata)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if meta_len > MAX_METADATA_BYTES {
             return Err(Error::too_large("metadata", meta_len, MAX_METADATA_BYTES));
         }
@@ -434,13 +442,22 @@ mod tests {
 
     #[test]
     fn durations_parse_the_wire_forms() {
-        assert_eq!(WireDuration::parse("500ms").unwrap().0, Duration::from_millis(500));
+        assert_eq!(
+            WireDuration::parse("500ms").unwrap().0,
+            Duration::from_millis(500)
+        );
         assert_eq!(WireDuration::parse("5s").unwrap().0, Duration::from_secs(5));
-        assert_eq!(WireDuration::parse("1m").unwrap().0, Duration::from_secs(60));
+        assert_eq!(
+            WireDuration::parse("1m").unwrap().0,
+            Duration::from_secs(60)
+        );
         assert_eq!(WireDuration::parse("3").unwrap().0, Duration::from_secs(3));
         assert!(WireDuration::parse("5 parsecs").is_err());
         assert!(WireDuration::parse("").is_err());
-        assert_eq!(WireDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert_eq!(
+            WireDuration(Duration::from_millis(1500)).to_string(),
+            "1500ms"
+        );
     }
 
     #[test]
@@ -450,8 +467,10 @@ mod tests {
             ..Default::default()
         };
         assert!(r.validate().is_ok());
-        r.metadata
-            .insert("big".into(), serde_json::Value::String("x".repeat(MAX_METADATA_BYTES)));
+        r.metadata.insert(
+            "big".into(),
+            serde_json::Value::String("x".repeat(MAX_METADATA_BYTES)),
+        );
         assert_eq!(r.validate().unwrap_err().code(), "NETGET_TOO_LARGE");
         r.metadata.clear();
         r.address = "has space".into();

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorBody};
-use crate::model::{Discovery, Instance, InstanceId, NetworkName, Registration, ServiceName, ServiceSummary, WatchEvent, WireDuration};
+use crate::model::{
+    Discovery, Instance, InstanceId, NetworkName, Registration, ServiceName, ServiceSummary,
+    WatchEvent, WireDuration,
+};
 
 /// Largest text frame a registry accepts by default; bigger ones get `NETGET_TOO_LARGE` and the
 /// session is closed (a frame that large is a bug or an attack, not a registration).
@@ -17,7 +20,12 @@ pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
 /// A message from a node (or any client) to a registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum ClientMessage {
     /// The answer to the challenge; must be the first message.
     Hello {
@@ -104,12 +112,23 @@ fn yes() -> bool {
 
 /// The message types a client may send, for error messages.
 pub const CLIENT_TYPES: &[&str] = &[
-    "hello", "register", "deregister", "discover", "services", "watch", "unwatch", "ping",
+    "hello",
+    "register",
+    "deregister",
+    "discover",
+    "services",
+    "watch",
+    "unwatch",
+    "ping",
 ];
 
 /// A message from a registry to a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerMessage {
     /// First message on every connection.
     Challenge {
@@ -250,7 +269,10 @@ fn classify(text: &str, err: serde_json::Error) -> (Option<u64>, Error) {
         );
     }
     // serde's message already names the field ("invalid service name ... at line 1 column 30").
-    (id, Error::InvalidInput(format!("bad {kind:?} message: {err}")))
+    (
+        id,
+        Error::InvalidInput(format!("bad {kind:?} message: {err}")),
+    )
 }
 
 impl ServerMessage {
@@ -258,7 +280,9 @@ impl ServerMessage {
     pub fn to_text(&self) -> String {
         // Serializing these types cannot fail: all maps have string keys.
         serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"type":"error","error":{{"code":"NETGET_INTERNAL","message":"encode: {e}"}}}}"#)
+            format!(
+                r#"{{"type":"error","error":{{"code":"NETGET_INTERNAL","message":"encode: {e}"}}}}"#
+            )
         })
     }
 
@@ -281,10 +305,8 @@ mod tests {
         assert_eq!(e.code(), "NETGET_MALFORMED_JSON");
         let (id, e) = ClientMessage::parse(r#"{"type":"teleport","id":7}"#).unwrap_err();
         assert_eq!((id, e.code()), (Some(7), "NETGET_UNKNOWN_MESSAGE"));
-        let (id, e) = ClientMessage::parse(
-            r#"{"type":"discover","id":3,"name":"bad name"}"#,
-        )
-        .unwrap_err();
+        let (id, e) =
+            ClientMessage::parse(r#"{"type":"discover","id":3,"name":"bad name"}"#).unwrap_err();
         assert_eq!((id, e.code()), (Some(3), "NETGET_INVALID_INPUT"));
         assert!(e.to_string().contains("invalid service name"), "{e}");
     }
@@ -299,6 +321,12 @@ mod tests {
         assert!(text.contains("\"instanceId\":\"w1\""), "{text}");
         assert_eq!(ClientMessage::parse(&text).unwrap(), m);
         let d = ClientMessage::parse(r#"{"type":"discover","id":2,"name":"web"}"#).unwrap();
-        assert!(matches!(d, ClientMessage::Discover { healthy_only: true, .. }));
+        assert!(matches!(
+            d,
+            ClientMessage::Discover {
+                healthy_only: true,
+                ..
+            }
+        ));
     }
 }

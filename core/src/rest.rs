@@ -39,7 +39,8 @@ impl RestClient {
             base.to_string()
         } else if base.starts_with("https://") {
             return Err(Error::InvalidInput(
-                "https registries are not supported by this build of the CLI yet; use http://".into(),
+                "https registries are not supported by this build of the CLI yet; use http://"
+                    .into(),
             ));
         } else {
             format!("http://{base}")
@@ -80,7 +81,12 @@ impl RestClient {
 
     /// Sends one request and returns status and body whatever they are (tests of bad input use
     /// it directly).
-    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
         let url = format!("{}{}", self.base, path);
         let mut req = Request::builder().method(method).uri(&url);
         if body.is_some() {
@@ -90,11 +96,9 @@ impl RestClient {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::InvalidInput(format!("bad request to {url}: {e}")))?;
         let fut = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| Error::Unreachable(format!("cannot reach registry {}: {e}", self.base)))?;
+            let resp = self.client.request(req).await.map_err(|e| {
+                Error::Unreachable(format!("cannot reach registry {}: {e}", self.base))
+            })?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -109,7 +113,12 @@ impl RestClient {
             .map_err(|_| Error::timeout(&format!("request to {url}"), self.timeout))?
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T> {
         let bytes = self.send(method, path, body).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Protocol(format!("registry sent unexpected JSON: {e}")))
@@ -127,13 +136,23 @@ impl RestClient {
             services: Vec<ServiceSummary>,
         }
         let a: Answer = self
-            .json(Method::GET, &format!("/v1/networks/{}/services", enc(network)), None)
+            .json(
+                Method::GET,
+                &format!("/v1/networks/{}/services", enc(network)),
+                None,
+            )
             .await?;
         Ok(a.services)
     }
 
     /// `GET /v1/networks/{network}/services/{name}?healthy=..&tag=..`.
-    pub async fn discover(&self, network: &str, name: &str, healthy_only: bool, tags: &[String]) -> Result<Discovery> {
+    pub async fn discover(
+        &self,
+        network: &str,
+        name: &str,
+        healthy_only: bool,
+        tags: &[String],
+    ) -> Result<Discovery> {
         let mut path = format!(
             "/v1/networks/{}/services/{}?healthy={healthy_only}",
             enc(network),
@@ -147,20 +166,32 @@ impl RestClient {
     }
 
     /// `PUT /v1/networks/{network}/services/{name}/instances/{id}`.
-    pub async fn register(&self, network: &str, name: &str, id: &str, reg: &Registration) -> Result<Instance> {
+    pub async fn register(
+        &self,
+        network: &str,
+        name: &str,
+        id: &str,
+        reg: &Registration,
+    ) -> Result<Instance> {
         let body = serde_json::to_vec(reg).map_err(|e| Error::Internal(format!("encode: {e}")))?;
-        self.json(Method::PUT, &instance_path(network, name, id), Some(body)).await
+        self.json(Method::PUT, &instance_path(network, name, id), Some(body))
+            .await
     }
 
     /// `PUT .../instances/{id}/heartbeat`.
     pub async fn heartbeat(&self, network: &str, name: &str, id: &str) -> Result<Instance> {
-        self.json(Method::PUT, &format!("{}/heartbeat", instance_path(network, name, id)), None)
-            .await
+        self.json(
+            Method::PUT,
+            &format!("{}/heartbeat", instance_path(network, name, id)),
+            None,
+        )
+        .await
     }
 
     /// `DELETE .../instances/{id}`.
     pub async fn deregister(&self, network: &str, name: &str, id: &str) -> Result<Instance> {
-        self.json(Method::DELETE, &instance_path(network, name, id), None).await
+        self.json(Method::DELETE, &instance_path(network, name, id), None)
+            .await
     }
 }
 

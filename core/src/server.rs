@@ -206,6 +206,7 @@ async fn reap(shared: Arc<Shared>) {
 
 /// The HTTP routes of a registry.
 pub fn router(shared: Arc<Shared>) -> Router {
+    let body_limit = axum::extract::DefaultBodyLimit::max(shared.config.max_frame);
     Router::new()
         .route("/health", get(health))
         .route("/v1/networks", get(networks))
@@ -221,6 +222,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/ws", get(ws))
         .fallback(not_found)
+        .layer(body_limit)
         .with_state(shared)
 }
 
@@ -329,7 +331,9 @@ async fn discover(
     let network = network_of(&s, &network)?;
     let name = ServiceName::new(&name)?;
     let q = parse_discover_query(query.as_deref())?;
-    let found = s.directory.discover(&network, &name, q.healthy_only, &q.tags)?;
+    let found = s
+        .directory
+        .discover(&network, &name, q.healthy_only, &q.tags)?;
     Ok(Json(found).into_response())
 }
 
@@ -339,7 +343,11 @@ fn instance_key(
     name: &str,
     id: &str,
 ) -> Result<(NetworkName, ServiceName, InstanceId)> {
-    Ok((network_of(s, network)?, ServiceName::new(name)?, InstanceId::new(id)?))
+    Ok((
+        network_of(s, network)?,
+        ServiceName::new(name)?,
+        InstanceId::new(id)?,
+    ))
 }
 
 /// Reads a JSON body, telling apart "not JSON" from "JSON of the wrong shape".
@@ -355,7 +363,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         _ => Error::InvalidInput(format!("cannot read request body: {e}")),
     })?;
     if body.len() > s.config.max_frame {
-        return Err(Error::too_large("request body", body.len(), s.config.max_frame));
+        return Err(Error::too_large(
+            "request body",
+            body.len(),
+            s.config.max_frame,
+        ));
     }
     serde_json::from_slice(&body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {

@@ -41,7 +41,12 @@ struct Identity {
 }
 
 /// Serves one upgraded connection to its end.
-pub async fn serve(socket: WebSocket, shared: Arc<Shared>, remote: SocketAddr, origin: Option<String>) {
+pub async fn serve(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    origin: Option<String>,
+) {
     let session_id = shared.next_session_id();
     let (sink, mut stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel::<Message>(OUTBOX);
@@ -137,7 +142,10 @@ type Stream = futures_util::stream::SplitStream<WebSocket>;
 
 impl Session {
     /// Sends the challenge and checks the hello. Errors carry the close code to use.
-    async fn handshake(&mut self, stream: &mut Stream) -> std::result::Result<Identity, (u16, Error)> {
+    async fn handshake(
+        &mut self,
+        stream: &mut Stream,
+    ) -> std::result::Result<Identity, (u16, Error)> {
         let nonce = identity::new_nonce().map_err(|e| (close::POLICY, e))?;
         let timeout = self.shared.config.handshake_timeout;
         let challenge = ServerMessage::Challenge {
@@ -158,7 +166,10 @@ impl Session {
             })?
             .map_err(|e| (close_code_for(&e), e))?;
         let Some(frame) = frame else {
-            return Err((close::NORMAL, Error::Closed("closed during handshake".into())));
+            return Err((
+                close::NORMAL,
+                Error::Closed("closed during handshake".into()),
+            ));
         };
         let msg = ClientMessage::parse(&frame).map_err(|(_, e)| (close::POLICY, e))?;
         let ClientMessage::Hello {
@@ -172,13 +183,18 @@ impl Session {
         else {
             return Err((
                 close::POLICY,
-                Error::Protocol("the first message must be \"hello\" answering the challenge".into()),
+                Error::Protocol(
+                    "the first message must be \"hello\" answering the challenge".into(),
+                ),
             ));
         };
         if protocol != PROTOCOL {
-            return Err((close::POLICY, Error::UnsupportedVersion(format!(
-                "unsupported protocol {protocol:?}; this registry speaks {PROTOCOL}"
-            ))));
+            return Err((
+                close::POLICY,
+                Error::UnsupportedVersion(format!(
+                    "unsupported protocol {protocol:?}; this registry speaks {PROTOCOL}"
+                )),
+            ));
         }
         if answered != nonce {
             return Err((close::POLICY, Error::ChallengeReplayed(
@@ -186,9 +202,12 @@ impl Session {
             )));
         }
         if issued.elapsed() > timeout {
-            return Err((close::POLICY, Error::ChallengeReplayed(format!(
-                "the challenge expired ({timeout:?}); reconnect for a fresh one"
-            ))));
+            return Err((
+                close::POLICY,
+                Error::ChallengeReplayed(format!(
+                    "the challenge expired ({timeout:?}); reconnect for a fresh one"
+                )),
+            ));
         }
         self.shared
             .directory
@@ -218,7 +237,8 @@ impl Session {
     /// Reads requests until the peer leaves, goes silent, misbehaves, or the registry stops.
     async fn run(&mut self, stream: &mut Stream, me: Identity) -> (u16, String) {
         let cfg = &self.shared.config;
-        let (timeout, max_frame, ping_every) = (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
+        let (timeout, max_frame, ping_every) =
+            (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
         let mut shutdown_rx = self.shared.shutdown_rx.clone();
         let mut ping = tokio::time::interval(ping_every);
         let mut last_seen = Instant::now();
@@ -276,10 +296,24 @@ impl Session {
     /// Answers one refused message; returns the close reason once the session has refused too
     /// many, so a flood of garbage costs the sender its session and nobody else anything.
     async fn refuse(&mut self, id: Option<u64>, e: Error) -> Option<(u16, String)> {
-        self.errors += 1;
+        // Only garbage counts against the budget; a well-formed request that is refused
+        // (not found, forbidden) is ordinary traffic for a long-lived node.
+        if matches!(
+            e,
+            Error::MalformedJson(_)
+                | Error::UnknownMessage(_)
+                | Error::InvalidInput(_)
+                | Error::TooLarge(_)
+                | Error::Protocol(_)
+        ) {
+            self.errors += 1;
+        }
         self.send(&ServerMessage::error(id, &e)).await;
         (self.errors >= self.shared.config.max_session_errors).then(|| {
-            (close::POLICY, format!("too many refused messages ({}); closing", self.errors))
+            (
+                close::POLICY,
+                format!("too many refused messages ({}); closing", self.errors),
+            )
         })
     }
 
@@ -291,41 +325,93 @@ impl Session {
         let dir = &self.shared.directory;
         let reply = |id, data| Ok(Some(ServerMessage::Result { id, data }));
         match msg {
-            ClientMessage::Hello { .. } => Err(Error::Protocol("hello was already received on this session".into())),
-            ClientMessage::Register { id, name, instance_id, instance } => {
+            ClientMessage::Hello { .. } => Err(Error::Protocol(
+                "hello was already received on this session".into(),
+            )),
+            ClientMessage::Register {
+                id,
+                name,
+                instance_id,
+                instance,
+            } => {
                 instance.validate()?;
                 let iid = match instance_id {
                     Some(i) => i,
-                    None => InstanceId::new(&derived_instance_id(&me.public_key, name.as_str(), &instance.address))?,
+                    None => InstanceId::new(&derived_instance_id(
+                        &me.public_key,
+                        name.as_str(),
+                        &instance.address,
+                    ))?,
                 };
-                let inst = Instance::from_registration(me.network.clone(), name, iid, instance, &self.shared.registry_id);
+                let inst = Instance::from_registration(
+                    me.network.clone(),
+                    name,
+                    iid,
+                    instance,
+                    &self.shared.registry_id,
+                );
                 let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
-                let done = dir.register(inst, Owner::Session { session: self.id, key: me.public_key.clone() })?;
+                let done = dir.register(
+                    inst,
+                    Owner::Session {
+                        session: self.id,
+                        key: me.public_key.clone(),
+                    },
+                )?;
                 if !self.owned.contains(&key) {
                     self.owned.push(key);
                 }
                 reply(id, ResultData::Instance(done.instance))
             }
-            ClientMessage::Deregister { id, name, instance_id } => {
+            ClientMessage::Deregister {
+                id,
+                name,
+                instance_id,
+            } => {
                 let key = (me.network.clone(), name, instance_id);
-                dir.deregister(&key, &Owner::Session { session: self.id, key: me.public_key.clone() })?;
+                dir.deregister(
+                    &key,
+                    &Owner::Session {
+                        session: self.id,
+                        key: me.public_key.clone(),
+                    },
+                )?;
                 self.owned.retain(|k| k != &key);
                 reply(id, ResultData::Empty {})
             }
-            ClientMessage::Discover { id, name, healthy_only, tags } => {
-                reply(id, ResultData::Discovery(dir.discover(&me.network, &name, healthy_only, &tags)?))
-            }
-            ClientMessage::Services { id } => {
-                reply(id, ResultData::Services { services: dir.services(&me.network)? })
-            }
+            ClientMessage::Discover {
+                id,
+                name,
+                healthy_only,
+                tags,
+            } => reply(
+                id,
+                ResultData::Discovery(dir.discover(&me.network, &name, healthy_only, &tags)?),
+            ),
+            ClientMessage::Services { id } => reply(
+                id,
+                ResultData::Services {
+                    services: dir.services(&me.network)?,
+                },
+            ),
             ClientMessage::Watch { id, name } => {
                 let (instances, rx) = dir.watch(&me.network, &name)?;
                 if let Some(old) = self.watches.remove(&name) {
                     old.abort();
                 }
                 // The snapshot answer goes out before the forwarder can push any event.
-                self.send(&ServerMessage::Result { id, data: ResultData::Watching { instances } }).await;
-                let forwarder = tokio::spawn(forward(name.clone(), rx, self.out_tx.clone(), self.shared.clone(), me.network.clone()));
+                self.send(&ServerMessage::Result {
+                    id,
+                    data: ResultData::Watching { instances },
+                })
+                .await;
+                let forwarder = tokio::spawn(forward(
+                    name.clone(),
+                    rx,
+                    self.out_tx.clone(),
+                    self.shared.clone(),
+                    me.network.clone(),
+                ));
                 self.watches.insert(name, forwarder);
                 Ok(None)
             }
@@ -362,11 +448,17 @@ async fn forward(
 ) {
     loop {
         let msg = match rx.recv().await {
-            Ok(event) => ServerMessage::Event { name: name.clone(), event },
+            Ok(event) => ServerMessage::Event {
+                name: name.clone(),
+                event,
+            },
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
                 match shared.directory.discover(&network, &name, false, &[]) {
-                    Ok(d) => ServerMessage::Snapshot { name: name.clone(), instances: d.instances },
+                    Ok(d) => ServerMessage::Snapshot {
+                        name: name.clone(),
+                        instances: d.instances,
+                    },
                     Err(_) => return,
                 }
             }
@@ -389,7 +481,9 @@ async fn next_text(stream: &mut Stream, max_frame: usize) -> Result<Option<Strin
                 return Ok(Some(t.to_string()));
             }
             Message::Binary(_) => {
-                return Err(Error::InvalidInput("binary frames are not part of netget/1; send JSON text frames".into()))
+                return Err(Error::InvalidInput(
+                    "binary frames are not part of netget/1; send JSON text frames".into(),
+                ))
             }
             Message::Close(_) => return Ok(None),
             Message::Ping(_) | Message::Pong(_) => {}

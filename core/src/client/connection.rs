@@ -78,9 +78,16 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Connection> {
         let url = ws_url(registry)?;
-        tokio::time::timeout(timeout, Connection::open_inner(url.clone(), network, key, token, node_type))
-            .await
-            .map_err(|_| Error::Unreachable(format!("registry {url} did not complete the handshake within {timeout:?}")))?
+        tokio::time::timeout(
+            timeout,
+            Connection::open_inner(url.clone(), network, key, token, node_type),
+        )
+        .await
+        .map_err(|_| {
+            Error::Unreachable(format!(
+                "registry {url} did not complete the handshake within {timeout:?}"
+            ))
+        })?
     }
 
     async fn open_inner(
@@ -92,12 +99,20 @@ impl Connection {
     ) -> Result<Connection> {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(16 << 20);
-        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
-            .await
-            .map_err(|e| Error::Unreachable(format!("cannot connect to registry {url}: {e}")))?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+                .await
+                .map_err(|e| {
+                    Error::Unreachable(format!("cannot connect to registry {url}: {e}"))
+                })?;
         let challenge = recv(&mut socket).await?;
         let (registry_id, nonce) = match challenge {
-            ServerMessage::Challenge { protocol, registry_id, nonce, .. } => {
+            ServerMessage::Challenge {
+                protocol,
+                registry_id,
+                nonce,
+                ..
+            } => {
                 if protocol != PROTOCOL {
                     return Err(Error::UnsupportedVersion(format!(
                         "registry {url} speaks {protocol}; this client speaks {PROTOCOL}"
@@ -106,7 +121,11 @@ impl Connection {
                 (registry_id, nonce)
             }
             ServerMessage::Error { error, .. } => return Err(error.into()),
-            other => return Err(Error::Protocol(format!("expected a challenge, got {other:?}"))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "expected a challenge, got {other:?}"
+                )))
+            }
         };
         let hello = ClientMessage::Hello {
             protocol: PROTOCOL.to_string(),
@@ -119,7 +138,13 @@ impl Connection {
         };
         send(&mut socket, &hello).await?;
         match recv(&mut socket).await? {
-            ServerMessage::Welcome { session_id, registry_id, ping_interval, session_timeout, .. } => Ok(Connection {
+            ServerMessage::Welcome {
+                session_id,
+                registry_id,
+                ping_interval,
+                session_timeout,
+                ..
+            } => Ok(Connection {
                 socket,
                 welcome: Welcome {
                     session_id,
@@ -165,7 +190,11 @@ pub fn decode(frame: Message) -> Result<Option<ServerMessage>> {
             .map(Some)
             .map_err(|e| Error::Protocol(format!("registry sent an unreadable message: {e}"))),
         Message::Close(c) => Err(Error::Unreachable(match c {
-            Some(c) => format!("registry closed the session ({}): {}", u16::from(c.code), c.reason),
+            Some(c) => format!(
+                "registry closed the session ({}): {}",
+                u16::from(c.code),
+                c.reason
+            ),
             None => "registry closed the session".into(),
         })),
         _ => Ok(None),
@@ -178,10 +207,19 @@ mod tests {
 
     #[test]
     fn registry_urls_map_to_the_websocket_endpoint() {
-        assert_eq!(ws_url("http://127.0.0.1:7700").unwrap(), "ws://127.0.0.1:7700/v1/ws");
-        assert_eq!(ws_url("https://r.example:443/").unwrap(), "wss://r.example:443/v1/ws");
+        assert_eq!(
+            ws_url("http://127.0.0.1:7700").unwrap(),
+            "ws://127.0.0.1:7700/v1/ws"
+        );
+        assert_eq!(
+            ws_url("https://r.example:443/").unwrap(),
+            "wss://r.example:443/v1/ws"
+        );
         assert_eq!(ws_url("ws://h:1/v1/ws").unwrap(), "ws://h:1/v1/ws");
         assert_eq!(ws_url("127.0.0.1:9").unwrap(), "ws://127.0.0.1:9/v1/ws");
-        assert_eq!(ws_url("ftp://x").unwrap_err().code(), "NETGET_INVALID_INPUT");
+        assert_eq!(
+            ws_url("ftp://x").unwrap_err().code(),
+            "NETGET_INVALID_INPUT"
+        );
     }
 }

@@ -18,7 +18,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-pub use connection::{recv as recv_message, send as send_message, ws_url, Connection, Socket, Welcome};
+pub use connection::{
+    recv as recv_message, send as send_message, ws_url, Connection, Socket, Welcome,
+};
 
 use crate::config::DEFAULT_REGISTRY_URL;
 use crate::error::{Error, Result};
@@ -171,7 +173,9 @@ impl NetgetOptions {
             match meta.remove(k) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) => Ok(Some(s)),
-                Some(other) => Err(Error::InvalidInput(format!("metadata.{k} must be a string, got {other}"))),
+                Some(other) => Err(Error::InvalidInput(format!(
+                    "metadata.{k} must be a string, got {other}"
+                ))),
             }
         };
         let name = take_str(&mut meta, "name")?.ok_or_else(|| {
@@ -179,26 +183,32 @@ impl NetgetOptions {
         })?;
         let name = ServiceName::new(&name)?;
         let address = take_str(&mut meta, "address")?.ok_or_else(|| {
-            Error::InvalidInput("metadata.address is required to register (where clients reach this node)".into())
+            Error::InvalidInput(
+                "metadata.address is required to register (where clients reach this node)".into(),
+            )
         })?;
         let version = take_str(&mut meta, "version")?;
         let id = match take_str(&mut meta, "id")? {
             Some(id) => InstanceId::new(&id)?,
-            None => InstanceId::new(&derived_instance_id(&key.public_key(), name.as_str(), &address))?,
+            None => InstanceId::new(&derived_instance_id(
+                &key.public_key(),
+                name.as_str(),
+                &address,
+            ))?,
         };
         let tags = match meta.remove("tags") {
             None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v)
-                .map_err(|_| Error::InvalidInput("metadata.tags must be a list of strings".into()))?,
+            Some(v) => serde_json::from_value(v).map_err(|_| {
+                Error::InvalidInput("metadata.tags must be a list of strings".into())
+            })?,
         };
-        let weight = match meta.remove("weight") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|w| u32::try_from(w).ok())
-                    .ok_or_else(|| Error::InvalidInput("metadata.weight must be a whole number".into()))?,
-            ),
-        };
+        let weight =
+            match meta.remove("weight") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(v.as_u64().and_then(|w| u32::try_from(w).ok()).ok_or_else(
+                    || Error::InvalidInput("metadata.weight must be a whole number".into()),
+                )?),
+            };
         let reg = Registration {
             address,
             tags,
@@ -280,15 +290,22 @@ impl CachedService {
         let old = std::mem::take(&mut self.instances);
         for (id, inst) in &old {
             if !fresh.contains_key(id) {
-                self.notify(WatchEvent { kind: EventKind::Down, instance: inst.clone() });
+                self.notify(WatchEvent {
+                    kind: EventKind::Down,
+                    instance: inst.clone(),
+                });
             }
         }
         for (id, inst) in &fresh {
             match old.get(id) {
-                None => self.notify(WatchEvent { kind: EventKind::Up, instance: inst.clone() }),
-                Some(prev) if prev.differs_from(inst) => {
-                    self.notify(WatchEvent { kind: EventKind::Changed, instance: inst.clone() })
-                }
+                None => self.notify(WatchEvent {
+                    kind: EventKind::Up,
+                    instance: inst.clone(),
+                }),
+                Some(prev) if prev.differs_from(inst) => self.notify(WatchEvent {
+                    kind: EventKind::Changed,
+                    instance: inst.clone(),
+                }),
                 Some(_) => {}
             }
         }
@@ -305,7 +322,8 @@ impl CachedService {
                 self.instances.remove(&event.instance.id);
             }
             EventKind::Up | EventKind::Changed => {
-                self.instances.insert(event.instance.id.clone(), event.instance.clone());
+                self.instances
+                    .insert(event.instance.id.clone(), event.instance.clone());
             }
         }
         self.notify(event);
@@ -315,33 +333,68 @@ impl CachedService {
 /// A request the actor sends for an API call.
 #[derive(Debug, Clone)]
 enum Request {
-    Register { name: ServiceName, instance_id: InstanceId, reg: Registration },
-    Deregister { name: ServiceName, instance_id: InstanceId },
-    Discover { name: ServiceName, healthy_only: bool, tags: Vec<String> },
+    Register {
+        name: ServiceName,
+        instance_id: InstanceId,
+        reg: Box<Registration>,
+    },
+    Deregister {
+        name: ServiceName,
+        instance_id: InstanceId,
+    },
+    Discover {
+        name: ServiceName,
+        healthy_only: bool,
+        tags: Vec<String>,
+    },
     Services,
 }
 
 impl Request {
     fn into_message(self, id: u64) -> ClientMessage {
         match self {
-            Request::Register { name, instance_id, reg } => ClientMessage::Register {
+            Request::Register {
+                name,
+                instance_id,
+                reg,
+            } => ClientMessage::Register {
                 id,
                 name,
                 instance_id: Some(instance_id),
-                instance: reg,
+                instance: *reg,
             },
-            Request::Deregister { name, instance_id } => ClientMessage::Deregister { id, name, instance_id },
-            Request::Discover { name, healthy_only, tags } => ClientMessage::Discover { id, name, healthy_only, tags },
+            Request::Deregister { name, instance_id } => ClientMessage::Deregister {
+                id,
+                name,
+                instance_id,
+            },
+            Request::Discover {
+                name,
+                healthy_only,
+                tags,
+            } => ClientMessage::Discover {
+                id,
+                name,
+                healthy_only,
+                tags,
+            },
             Request::Services => ClientMessage::Services { id },
         }
     }
 }
 
 enum Command {
-    Call { request: Request, reply_tx: oneshot::Sender<Result<ResultData>> },
-    Watch { name: ServiceName },
+    Call {
+        request: Request,
+        reply_tx: oneshot::Sender<Result<ResultData>>,
+    },
+    Watch {
+        name: ServiceName,
+    },
     Reconnect,
-    Stop { done_tx: oneshot::Sender<()> },
+    Stop {
+        done_tx: oneshot::Sender<()>,
+    },
 }
 
 /// Connection state, for `connected()` and the bindings.
@@ -369,7 +422,9 @@ struct Inner {
 }
 
 impl Inner {
-    fn write_services(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ServiceName, CachedService>> {
+    fn write_services(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<ServiceName, CachedService>> {
         self.services.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -378,11 +433,17 @@ impl Inner {
     }
 
     fn registries(&self) -> Vec<String> {
-        self.registries.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.registries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn registered(&self) -> Option<(ServiceName, InstanceId, Registration)> {
-        self.registered.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set_registered(&self, r: Option<(ServiceName, InstanceId, Registration)>) {
@@ -415,7 +476,9 @@ impl Netget {
     pub fn new(options: NetgetOptions) -> Result<Netget> {
         let network = NetworkName::new(&options.network)?;
         if options.registry_nodes.is_empty() {
-            return Err(Error::InvalidInput("registryNodes is empty; give at least one registry URL".into()));
+            return Err(Error::InvalidInput(
+                "registryNodes is empty; give at least one registry URL".into(),
+            ));
         }
         for r in &options.registry_nodes {
             ws_url(r)?;
@@ -425,8 +488,9 @@ impl Netget {
             (None, Some(dir)) => NodeKey::load_or_create(dir, NODE_KEY_FILE)?,
             (None, None) => NodeKey::generate()?,
         };
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Internal("Netget::new must be called inside a tokio runtime".into()))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Internal("Netget::new must be called inside a tokio runtime".into())
+        })?;
         let (state_tx, _) = tokio::sync::watch::channel(ConnState::Connecting);
         let inner = Arc::new(Inner {
             registries: Mutex::new(options.registry_nodes.clone()),
@@ -502,13 +566,25 @@ impl Netget {
     /// Resolves with the instance as the registry stored it.
     pub async fn register_with_network(&self) -> Result<Arc<Instance>> {
         if self.inner.options.node_type != NodeType::Service {
-            return Err(Error::InvalidInput("only a node of type \"service\" registers itself".into()));
+            return Err(Error::InvalidInput(
+                "only a node of type \"service\" registers itself".into(),
+            ));
         }
         let (name, instance_id, reg) = self.inner.options.registration(&self.inner.key)?;
-        self.inner.set_registered(Some((name.clone(), instance_id.clone(), reg.clone())));
-        match self.call(Request::Register { name, instance_id, reg }).await {
+        self.inner
+            .set_registered(Some((name.clone(), instance_id.clone(), reg.clone())));
+        match self
+            .call(Request::Register {
+                name,
+                instance_id,
+                reg: Box::new(reg),
+            })
+            .await
+        {
             Ok(ResultData::Instance(i)) => Ok(i),
-            Ok(other) => Err(Error::Protocol(format!("unexpected answer to register: {other:?}"))),
+            Ok(other) => Err(Error::Protocol(format!(
+                "unexpected answer to register: {other:?}"
+            ))),
             Err(e) => {
                 self.inner.set_registered(None);
                 Err(e)
@@ -522,12 +598,15 @@ impl Netget {
             return Ok(());
         };
         self.inner.set_registered(None);
-        self.call(Request::Deregister { name, instance_id }).await.map(|_| ())
+        self.call(Request::Deregister { name, instance_id })
+            .await
+            .map(|_| ())
     }
 
     /// One healthy instance of `name` (weighted random), or `None` if there is none.
     pub async fn discover_service_node(&self, name: &str) -> Result<Option<Arc<Instance>>> {
-        self.discover_service_node_with(name, &DiscoverOptions::default()).await
+        self.discover_service_node_with(name, &DiscoverOptions::default())
+            .await
     }
 
     /// One instance of `name` chosen by `options.strategy`, or `None`.
@@ -546,7 +625,11 @@ impl Netget {
     }
 
     /// The cached answer, when the service's snapshot is already here: no await, no I/O.
-    pub fn pick_cached(&self, name: &str, options: &DiscoverOptions) -> Option<Option<Arc<Instance>>> {
+    pub fn pick_cached(
+        &self,
+        name: &str,
+        options: &DiscoverOptions,
+    ) -> Option<Option<Arc<Instance>>> {
         let services = self.inner.read_services();
         let cached = services.get(name).filter(|c| c.ready)?;
         let mut candidates: Vec<&Arc<Instance>> = Vec::with_capacity(cached.instances.len());
@@ -565,13 +648,19 @@ impl Netget {
         self.pick_ref(&refs, strategy)
     }
 
-    fn pick_ref<'a>(&self, all: &[&'a Arc<Instance>], strategy: Strategy) -> Option<&'a Arc<Instance>> {
+    fn pick_ref<'a>(
+        &self,
+        all: &[&'a Arc<Instance>],
+        strategy: Strategy,
+    ) -> Option<&'a Arc<Instance>> {
         if all.is_empty() {
             return None;
         }
         let i = match strategy {
             Strategy::Random => fastrand::usize(..all.len()),
-            Strategy::RoundRobin => self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % all.len(),
+            Strategy::RoundRobin => {
+                self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % all.len()
+            }
             Strategy::Weighted => {
                 let total: u64 = all.iter().map(|i| u64::from(i.weight)).sum();
                 if total == 0 {
@@ -596,7 +685,11 @@ impl Netget {
     }
 
     /// Every matching instance of `name`.
-    pub async fn discover_service_nodes(&self, name: &str, options: &DiscoverOptions) -> Result<Vec<Arc<Instance>>> {
+    pub async fn discover_service_nodes(
+        &self,
+        name: &str,
+        options: &DiscoverOptions,
+    ) -> Result<Vec<Arc<Instance>>> {
         let service = ServiceName::new(name)?;
         if options.cached {
             self.ensure_cached(&service).await?;
@@ -612,11 +705,17 @@ impl Netget {
             }
         }
         match self
-            .call(Request::Discover { name: service, healthy_only: options.healthy_only, tags: options.tags.clone() })
+            .call(Request::Discover {
+                name: service,
+                healthy_only: options.healthy_only,
+                tags: options.tags.clone(),
+            })
             .await?
         {
             ResultData::Discovery(d) => Ok(d.instances),
-            other => Err(Error::Protocol(format!("unexpected answer to discover: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to discover: {other:?}"
+            ))),
         }
     }
 
@@ -658,19 +757,28 @@ impl Netget {
             let entry = services.entry(service.clone()).or_default();
             if entry.ready {
                 for inst in entry.instances.values() {
-                    let _ = events_tx.try_send(WatchEvent { kind: EventKind::Up, instance: inst.clone() });
+                    let _ = events_tx.try_send(WatchEvent {
+                        kind: EventKind::Up,
+                        instance: inst.clone(),
+                    });
                 }
             }
             entry.subscribers.push((sub, events_tx));
             if fresh {
                 self.cmd_tx
-                    .send(Command::Watch { name: service.clone() })
+                    .send(Command::Watch {
+                        name: service.clone(),
+                    })
                     .map_err(|_| Error::Closed("this node was stopped".into()))?;
             }
         }
         Ok(Watch {
             events_rx,
-            _guard: WatchGuard { inner: self.inner.clone(), name: service, sub },
+            _guard: WatchGuard {
+                inner: self.inner.clone(),
+                name: service,
+                sub,
+            },
         })
     }
 
@@ -678,14 +786,20 @@ impl Netget {
     pub async fn services(&self) -> Result<Vec<ServiceSummary>> {
         match self.call(Request::Services).await? {
             ResultData::Services { services } => Ok(services),
-            other => Err(Error::Protocol(format!("unexpected answer to services: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to services: {other:?}"
+            ))),
         }
     }
 
     /// Adds a registry node to fail over to.
     pub fn add_registry_node(&self, url: &str) -> Result<()> {
         ws_url(url)?;
-        let mut r = self.inner.registries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self
+            .inner
+            .registries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if !r.iter().any(|u| u == url) {
             r.push(url.to_string());
         }
@@ -694,11 +808,17 @@ impl Netget {
 
     /// Removes a registry node; if the session is with it, the node moves to another.
     pub fn remove_registry_node(&self, url: &str) -> Result<()> {
-        let mut r = self.inner.registries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self
+            .inner
+            .registries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let before = r.len();
         r.retain(|u| u != url);
         if r.len() == before {
-            return Err(Error::NotFound(format!("{url} is not one of this node's registry nodes")));
+            return Err(Error::NotFound(format!(
+                "{url} is not one of this node's registry nodes"
+            )));
         }
         drop(r);
         let current = self.connected_to();
@@ -726,7 +846,10 @@ impl Netget {
 
 /// What a pending request is waiting for.
 enum Pending {
-    Call { request: Request, reply_tx: oneshot::Sender<Result<ResultData>> },
+    Call {
+        request: Request,
+        reply_tx: oneshot::Sender<Result<ResultData>>,
+    },
     Snapshot(ServiceName),
     Reregister,
 }
@@ -752,7 +875,13 @@ struct Actor {
 
 impl Actor {
     fn new(inner: Arc<Inner>, cmd_rx: mpsc::UnboundedReceiver<Command>) -> Actor {
-        Actor { inner, cmd_rx, queued: VecDeque::new(), next_id: 0, cursor: 0 }
+        Actor {
+            inner,
+            cmd_rx,
+            queued: VecDeque::new(),
+            next_id: 0,
+            cursor: 0,
+        }
     }
 
     async fn run(mut self) {
@@ -763,11 +892,15 @@ impl Actor {
                     backoff.reset();
                     let url = conn.url.clone();
                     tracing::debug!(registry = %url, "session up");
-                    self.inner.state_tx.send_replace(ConnState::Connected(url.clone()));
+                    self.inner
+                        .state_tx
+                        .send_replace(ConnState::Connected(url.clone()));
                     let ended = self.session(conn).await;
                     self.inner.state_tx.send_replace(ConnState::Connecting);
                     match ended {
-                        Ended::Lost(e) => tracing::info!(registry = %url, error = %e, "lost registry; failing over"),
+                        Ended::Lost(e) => {
+                            tracing::info!(registry = %url, error = %e, "lost registry; failing over")
+                        }
                         Ended::Reconnect => {}
                         Ended::Stopped(done_tx) => {
                             self.shutdown();
@@ -785,6 +918,11 @@ impl Actor {
                     // timeout, and the next round waits, with jitter, so nodes do not stampede.
                     for (_, reply_tx) in self.queued.drain(..) {
                         let _ = reply_tx.send(Err(e.clone()));
+                    }
+                    for c in self.inner.write_services().values_mut() {
+                        for w in c.waiters.drain(..) {
+                            let _ = w.send(Err(e.clone()));
+                        }
                     }
                     let pause = backoff.next();
                     let deadline = tokio::time::Instant::now() + pause;
@@ -853,7 +991,10 @@ impl Actor {
             }
         }
         self.cursor = (self.cursor + 1) % nodes.len();
-        Err(Error::Unreachable(format!("no registry node reachable: {}", errors.join("; "))))
+        Err(Error::Unreachable(format!(
+            "no registry node reachable: {}",
+            errors.join("; ")
+        )))
     }
 
     fn take_id(&mut self) -> u64 {
@@ -862,7 +1003,9 @@ impl Actor {
     }
 
     async fn session(&mut self, conn: Connection) -> Ended {
-        let Connection { socket, welcome, .. } = conn;
+        let Connection {
+            socket, welcome, ..
+        } = conn;
         let (mut sink, mut stream) = socket.split();
         let mut pending: HashMap<u64, Pending> = HashMap::new();
         let mut outgoing: Vec<ClientMessage> = Vec::new();
@@ -870,13 +1013,23 @@ impl Actor {
         // Re-establish what this node had: its registration, its watches, queued calls.
         if let Some((name, instance_id, reg)) = self.inner.registered() {
             let id = self.take_id();
-            outgoing.push(Request::Register { name, instance_id, reg }.into_message(id));
+            outgoing.push(
+                Request::Register {
+                    name,
+                    instance_id,
+                    reg: Box::new(reg),
+                }
+                .into_message(id),
+            );
             pending.insert(id, Pending::Reregister);
         }
         let watched: Vec<ServiceName> = self.inner.read_services().keys().cloned().collect();
         for name in watched {
             let id = self.take_id();
-            outgoing.push(ClientMessage::Watch { id, name: name.clone() });
+            outgoing.push(ClientMessage::Watch {
+                id,
+                name: name.clone(),
+            });
             pending.insert(id, Pending::Snapshot(name));
         }
         while let Some((request, reply_tx)) = self.queued.pop_front() {
@@ -960,12 +1113,18 @@ impl Actor {
         if let Some((name, instance_id, _)) = self.inner.registered() {
             self.inner.set_registered(None);
             let id = self.take_id();
-            let msg = ClientMessage::Deregister { id, name, instance_id };
+            let msg = ClientMessage::Deregister {
+                id,
+                name,
+                instance_id,
+            };
             if send_msg(sink, &msg).await.is_ok() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     while let Some(Ok(frame)) = stream.next().await {
-                        if let Ok(Some(ServerMessage::Result { id: got, .. } | ServerMessage::Error { id: Some(got), .. })) =
-                            connection::decode(frame)
+                        if let Ok(Some(
+                            ServerMessage::Result { id: got, .. }
+                            | ServerMessage::Error { id: Some(got), .. },
+                        )) = connection::decode(frame)
                         {
                             if got == id {
                                 break;
@@ -1042,7 +1201,9 @@ impl Actor {
                 }
             }
             ServerMessage::Snapshot { name, instances } => self.snapshot(&name, instances),
-            ServerMessage::Pong { .. } | ServerMessage::Challenge { .. } | ServerMessage::Welcome { .. } => {}
+            ServerMessage::Pong { .. }
+            | ServerMessage::Challenge { .. }
+            | ServerMessage::Welcome { .. } => {}
         }
     }
 
@@ -1054,16 +1215,24 @@ impl Actor {
     }
 }
 
-async fn feed(sink: &mut futures_util::stream::SplitSink<Socket, Message>, m: &ClientMessage) -> Result<()> {
+async fn feed(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    m: &ClientMessage,
+) -> Result<()> {
     let text = serde_json::to_string(m).map_err(|e| Error::Internal(format!("encode: {e}")))?;
     sink.feed(Message::text(text))
         .await
         .map_err(|e| Error::Unreachable(format!("send failed: {e}")))
 }
 
-async fn send_msg(sink: &mut futures_util::stream::SplitSink<Socket, Message>, m: &ClientMessage) -> Result<()> {
+async fn send_msg(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    m: &ClientMessage,
+) -> Result<()> {
     feed(sink, m).await?;
-    sink.flush().await.map_err(|e| Error::Unreachable(format!("send failed: {e}")))
+    sink.flush()
+        .await
+        .map_err(|e| Error::Unreachable(format!("send failed: {e}")))
 }
 
 /// Exponential backoff with full jitter, 100 ms doubling to 5 s.
@@ -1081,7 +1250,9 @@ impl Backoff {
     }
 
     fn next(&mut self) -> Duration {
-        let cap = Duration::from_millis(100).saturating_mul(1 << self.attempt.min(6)).min(Duration::from_secs(5));
+        let cap = Duration::from_millis(100)
+            .saturating_mul(1 << self.attempt.min(6))
+            .min(Duration::from_secs(5));
         self.attempt = self.attempt.saturating_add(1);
         // Full jitter: uniformly in [cap/2, cap], so a fleet that lost the same registry spreads.
         let half = cap / 2;
@@ -1108,7 +1279,11 @@ mod tests {
     #[test]
     fn metadata_describes_the_instance_and_keeps_extra_keys() {
         let key = NodeKey::generate().unwrap();
-        let mut o = NetgetOptions::service("DatabaseService", "http://127.0.0.1:5432", &["http://127.0.0.1:7700"]);
+        let mut o = NetgetOptions::service(
+            "DatabaseService",
+            "http://127.0.0.1:5432",
+            &["http://127.0.0.1:7700"],
+        );
         o.metadata.insert("description".into(), "db".into());
         o.metadata.insert("tags".into(), serde_json::json!(["v1"]));
         let (name, id, reg) = o.registration(&key).unwrap();
@@ -1118,6 +1293,9 @@ mod tests {
         let (_, id2, _) = o.registration(&key).unwrap();
         assert_eq!(id, id2, "the same key gives the same id");
         o.metadata.remove("name");
-        assert_eq!(o.registration(&key).unwrap_err().code(), "NETGET_INVALID_INPUT");
+        assert_eq!(
+            o.registration(&key).unwrap_err().code(),
+            "NETGET_INVALID_INPUT"
+        );
     }
 }
