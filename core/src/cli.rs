@@ -105,6 +105,9 @@ struct RegisterArgs {
     /// (Ctrl-C deregisters; if the process dies the instance vanishes with its session).
     #[arg(long)]
     hold: bool,
+    /// With --hold: the node's key file (default: `./netget-data/node.key`, created if missing).
+    #[arg(long, requires = "hold")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +345,9 @@ async fn register(a: RegisterArgs) -> Result<()> {
 async fn register_and_hold(a: RegisterArgs) -> Result<()> {
     let mut opts = NetgetOptions::service(&a.name, &a.address, &[&a.target.registry]);
     opts.network = a.target.network.clone();
+    if let Some(path) = &a.key {
+        opts.key = Some(NodeKey::load(path)?);
+    }
     for (k, v) in &a.meta {
         opts.metadata.insert(k.clone(), v.clone().into());
     }
@@ -501,6 +507,7 @@ async fn demo(a: DemoArgs) -> Result<()> {
         ("DatabaseService", 5432, "2.0.0"),
     ] {
         let mut opts = NetgetOptions::service(name, &format!("http://127.0.0.1:{port}"), &[&url]);
+        opts.data_dir = Some(data.clone());
         opts.metadata.insert("version".into(), version.into());
         opts.metadata
             .insert("description".into(), format!("demo {name}").into());
@@ -510,7 +517,10 @@ async fn demo(a: DemoArgs) -> Result<()> {
         services.push(node);
     }
 
-    let client = Netget::new(NetgetOptions::client(&[&url]))?;
+    let client = Netget::new(NetgetOptions {
+        data_dir: None,
+        ..NetgetOptions::client(&[&url])
+    })?;
     let mut watch = client.watch("greeter")?;
     let all = client
         .discover_service_nodes("greeter", &Default::default())

@@ -88,7 +88,11 @@ impl NodeKey {
                 })?;
             }
         }
-        let tmp = path.with_extension("tmp");
+        // A unique temporary name: two processes creating the same key file at once must not
+        // interleave their writes; the rename makes whichever finishes last win whole.
+        let mut tag = [0u8; 6];
+        random_bytes(&mut tag)?;
+        let tmp = path.with_extension(format!("tmp.{}", URL_SAFE_NO_PAD.encode(tag)));
         std::fs::write(&tmp, self.to_text())
             .map_err(|e| Error::Io(format!("cannot write key file {}: {e}", tmp.display())))?;
         #[cfg(unix)]

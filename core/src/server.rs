@@ -18,6 +18,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -174,6 +175,11 @@ pub async fn run(
     tracing::info!(addr = ?listener.local_addr().ok(), registry = %shared.registry_id, "registry listening");
     let reaper = tokio::spawn(reap(shared.clone()));
     let app = router(shared.clone());
+    // Small frames (events, answers) must leave at once: without TCP_NODELAY, Nagle's algorithm
+    // meets the peer's delayed ACK and a push can wait tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serve = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

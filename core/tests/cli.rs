@@ -203,6 +203,35 @@ fn keygen_writes_a_key_file_a_node_can_load() {
 }
 
 #[test]
+fn a_held_registration_keeps_its_id_across_restarts_with_the_same_key() {
+    let registry = common::spawn_registry(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("n.key");
+    ok(&["keygen", "--out", key.to_str().unwrap()]);
+    let args = [
+        "register",
+        "keyed",
+        "--address",
+        "http://127.0.0.1:9",
+        "--hold",
+        "--json",
+        "--key",
+        key.to_str().unwrap(),
+        "--registry",
+        &registry.url,
+    ];
+    let first = common::spawn_netget(&args);
+    let a: serde_json::Value = serde_json::from_str(&first.first_line).unwrap();
+    drop(first);
+    let second = common::spawn_netget(&args);
+    let b: serde_json::Value = serde_json::from_str(&second.first_line).unwrap();
+    assert_eq!(
+        a["id"], b["id"],
+        "same key, name and address: same instance id"
+    );
+}
+
+#[test]
 fn the_demo_runs_the_main_job_end_to_end() {
     let out = ok(&["demo"]);
     assert!(

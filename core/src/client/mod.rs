@@ -115,7 +115,8 @@ pub struct NetgetOptions {
     pub registry_nodes: Vec<String>,
     /// The node's identity; when absent it is loaded from (or created in) `data_dir`.
     pub key: Option<NodeKey>,
-    /// Where the node keeps its key (`node.key`); `None` means an in-memory key for this run.
+    /// Where the node keeps its key (`node.key`), default `./netget-data`, so a restarted node
+    /// keeps its identity and instance id; `None` means an in-memory key for this run only.
     pub data_dir: Option<PathBuf>,
     /// An active health check for the registry to run.
     pub health: Option<HealthCheck>,
@@ -135,7 +136,7 @@ impl Default for NetgetOptions {
             metadata: serde_json::Map::new(),
             registry_nodes: vec![DEFAULT_REGISTRY_URL.to_string()],
             key: None,
-            data_dir: None,
+            data_dir: Some(PathBuf::from("./netget-data")),
             health: None,
             token: None,
             request_timeout: Duration::from_secs(10),
