@@ -39,6 +39,10 @@ pub struct RegistryConfig {
     pub max_sessions: usize,
     /// Malformed or refused messages one session may send before it is closed.
     pub max_session_errors: u32,
+    /// Most instances one session may hold.
+    pub max_instances_per_session: usize,
+    /// Most services one session may watch.
+    pub max_watches_per_session: usize,
     /// TTL of REST registrations that give none.
     pub default_ttl: Duration,
 }
@@ -57,6 +61,8 @@ impl RegistryConfig {
             max_frame: DEFAULT_MAX_FRAME,
             max_sessions: 16_384,
             max_session_errors: 64,
+            max_instances_per_session: 10_000,
+            max_watches_per_session: 1024,
             default_ttl: Duration::from_secs(30),
         }
     }

@@ -42,29 +42,43 @@ struct Entry {
 }
 
 /// The instances of one service plus its watch channel.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Service {
     /// Ordered by id so discovery answers are stable.
     instances: BTreeMap<InstanceId, Entry>,
-    events_tx: broadcast::Sender<Arc<WatchEvent>>,
+    /// Created on the first watch and dropped when the last watcher leaves: a broadcast
+    /// channel preallocates its whole buffer, which a registry with 100k unwatched services
+    /// cannot afford.
+    events_tx: Option<broadcast::Sender<Arc<WatchEvent>>>,
 }
 
 impl Service {
-    fn new() -> Service {
-        let (events_tx, _) = broadcast::channel(WATCH_BUFFER);
-        Service {
-            instances: BTreeMap::new(),
-            events_tx,
+    fn publish(&mut self, kind: EventKind, instance: Arc<Instance>) {
+        if let Some(tx) = &self.events_tx {
+            if tx.send(Arc::new(WatchEvent { kind, instance })).is_err() {
+                // Every watcher has gone: free the buffer.
+                self.events_tx = None;
+            }
         }
     }
 
-    fn publish(&self, kind: EventKind, instance: Arc<Instance>) {
-        // No receivers is the common case for unwatched services: not an error.
-        let _ = self.events_tx.send(Arc::new(WatchEvent { kind, instance }));
+    fn subscribe(&mut self) -> WatchReceiver {
+        match &self.events_tx {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(WATCH_BUFFER);
+                self.events_tx = Some(tx);
+                rx
+            }
+        }
     }
 
     fn is_idle(&self) -> bool {
-        self.instances.is_empty() && self.events_tx.receiver_count() == 0
+        self.instances.is_empty()
+            && self
+                .events_tx
+                .as_ref()
+                .is_none_or(|tx| tx.receiver_count() == 0)
     }
 }
 
@@ -160,7 +174,7 @@ impl Directory {
         let services = nets
             .get_mut(&key.0)
             .ok_or_else(|| Error::unknown_network(key.0.as_str()))?;
-        let service = services.entry(key.1.clone()).or_insert_with(Service::new);
+        let service = services.entry(key.1.clone()).or_default();
         let mut instance = instance;
         let created = match service.instances.get(&key.2) {
             Some(old) => {
@@ -228,6 +242,19 @@ impl Directory {
     /// Removes the given instances if `session` still owns them (a node that reconnected
     /// elsewhere and took its instance back keeps it). Returns how many were removed.
     pub fn remove_session(&self, session: u64, keys: &[InstanceKey]) -> usize {
+        self.remove_where(
+            keys.iter(),
+            |e| matches!(e.owner, Owner::Session { session: s, .. } if s == session),
+        )
+    }
+
+    /// Removes each listed instance for which `doomed` holds, telling watchers, and drops
+    /// services left idle. One write lock for the whole batch.
+    fn remove_where<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k InstanceKey>,
+        doomed: impl Fn(&Entry) -> bool,
+    ) -> usize {
         let mut nets = self.write();
         let mut removed = 0;
         for key in keys {
@@ -237,11 +264,7 @@ impl Directory {
             let Some(service) = services.get_mut(&key.1) else {
                 continue;
             };
-            let owned = matches!(
-                service.instances.get(&key.2),
-                Some(Entry { owner: Owner::Session { session: s, .. }, .. }) if *s == session
-            );
-            if owned {
+            if service.instances.get(&key.2).is_some_and(&doomed) {
                 if let Some(old) = service.instances.remove(&key.2) {
                     service.publish(EventKind::Down, old.instance);
                     removed += 1;
@@ -302,29 +325,9 @@ impl Directory {
         if due.is_empty() {
             return 0;
         }
-        let mut nets = self.write();
-        let mut removed = 0;
-        for key in due {
-            let Some(services) = nets.get_mut(&key.0) else {
-                continue;
-            };
-            let Some(service) = services.get_mut(&key.1) else {
-                continue;
-            };
-            let expired = matches!(
-                service.instances.get(&key.2),
-                Some(Entry { expires: Some(d), .. }) if *d <= now
-            );
-            if expired {
-                if let Some(old) = service.instances.remove(&key.2) {
-                    tracing::debug!(service = %key.1, id = %key.2, "REST registration expired");
-                    service.publish(EventKind::Down, old.instance);
-                    removed += 1;
-                }
-            }
-            if service.is_idle() {
-                services.remove(&key.1);
-            }
+        let removed = self.remove_where(due.iter(), |e| e.expires.is_some_and(|d| d <= now));
+        if removed > 0 {
+            tracing::debug!(removed, "REST registrations expired");
         }
         removed
     }
@@ -378,8 +381,8 @@ impl Directory {
         let services = nets
             .get_mut(network)
             .ok_or_else(|| Error::unknown_network(network.as_str()))?;
-        let service = services.entry(name.clone()).or_insert_with(Service::new);
-        let rx = service.events_tx.subscribe();
+        let service = services.entry(name.clone()).or_default();
+        let rx = service.subscribe();
         let snapshot = service
             .instances
             .values()

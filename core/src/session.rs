@@ -5,7 +5,7 @@
 //! The session's instances live exactly as long as this task: when it ends — graceful close,
 //! TCP reset, silence past the session timeout, registry shutdown — they are removed at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ pub async fn serve(
         id: session_id,
         shared: shared.clone(),
         out_tx: out_tx.clone(),
-        owned: Vec::new(),
+        owned: HashSet::new(),
         watches: HashMap::new(),
         errors: 0,
     };
@@ -131,7 +131,7 @@ struct Session {
     shared: Arc<Shared>,
     out_tx: mpsc::Sender<Message>,
     /// Instances this session registered; removed when it ends.
-    owned: Vec<InstanceKey>,
+    owned: HashSet<InstanceKey>,
     /// One forwarder task per watched service.
     watches: HashMap<ServiceName, JoinHandle<()>>,
     /// Refused messages so far; past the limit the session is closed.
@@ -351,6 +351,12 @@ impl Session {
                     &self.shared.registry_id,
                 );
                 let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
+                let limit = self.shared.config.max_instances_per_session;
+                if self.owned.len() >= limit && !self.owned.contains(&key) {
+                    return Err(Error::TooLarge(format!(
+                        "this session already holds {limit} instances, the most a session may; open another session"
+                    )));
+                }
                 let done = dir.register(
                     inst,
                     Owner::Session {
@@ -358,9 +364,7 @@ impl Session {
                         key: me.public_key.clone(),
                     },
                 )?;
-                if !self.owned.contains(&key) {
-                    self.owned.push(key);
-                }
+                self.owned.insert(key);
                 reply(id, ResultData::Instance(done.instance))
             }
             ClientMessage::Deregister {
@@ -376,7 +380,7 @@ impl Session {
                         key: me.public_key.clone(),
                     },
                 )?;
-                self.owned.retain(|k| k != &key);
+                self.owned.remove(&key);
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Discover {
@@ -395,6 +399,12 @@ impl Session {
                 },
             ),
             ClientMessage::Watch { id, name } => {
+                let limit = self.shared.config.max_watches_per_session;
+                if self.watches.len() >= limit && !self.watches.contains_key(&name) {
+                    return Err(Error::TooLarge(format!(
+                        "this session already watches {limit} services, the most a session may; unwatch some first"
+                    )));
+                }
                 let (instances, rx) = dir.watch(&me.network, &name)?;
                 if let Some(old) = self.watches.remove(&name) {
                     old.abort();
@@ -430,11 +440,11 @@ impl Session {
         for (_, t) in self.watches.drain() {
             t.abort();
         }
-        let removed = self.shared.directory.remove_session(self.id, &self.owned);
+        let owned: Vec<InstanceKey> = self.owned.drain().collect();
+        let removed = self.shared.directory.remove_session(self.id, &owned);
         if removed > 0 {
             tracing::debug!(session = self.id, removed, "session instances removed");
         }
-        self.owned.clear();
     }
 }
 
@@ -454,6 +464,9 @@ async fn forward(
             },
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
+                // Skip what is still buffered: the snapshot taken after this point already
+                // contains it, and replaying older events over it would show stale states.
+                rx = rx.resubscribe();
                 match shared.directory.discover(&network, &name, false, &[]) {
                     Ok(d) => ServerMessage::Snapshot {
                         name: name.clone(),

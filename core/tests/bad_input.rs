@@ -386,3 +386,42 @@ async fn http_bad_bodies_get_json_errors_with_fitting_statuses() {
     b.still_fine().await;
     reg.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_session_limits_on_instances_and_watches_are_enforced() {
+    let (reg, _d) = common::registry_with(|mut c| {
+        c.max_instances_per_session = 2;
+        c.max_watches_per_session = 2;
+        c
+    })
+    .await;
+    let mut s = raw_session(&reg.url(), "development").await;
+    let register = |id: u64, iid: &str| {
+        serde_json::json!({"type":"register","id":id,"name":"lim","instanceId":iid,"instance":{"address":"http://a:1"}})
+            .to_string()
+    };
+    for (id, iid) in [(1, "a"), (2, "b"), (3, "a")] {
+        raw_send(&mut s, &register(id, iid)).await;
+        assert!(
+            matches!(raw_recv(&mut s).await, ServerMessage::Result { .. }),
+            "{iid}"
+        );
+    }
+    raw_send(&mut s, &register(4, "c")).await;
+    assert_eq!(error_code(&raw_recv(&mut s).await), "NETGET_TOO_LARGE");
+    for (id, name) in [(5, "w1"), (6, "w2"), (7, "w1")] {
+        raw_send(
+            &mut s,
+            &serde_json::json!({"type":"watch","id":id,"name":name}).to_string(),
+        )
+        .await;
+        assert!(
+            matches!(raw_recv(&mut s).await, ServerMessage::Result { .. }),
+            "{name}"
+        );
+    }
+    raw_send(&mut s, r#"{"type":"watch","id":8,"name":"w3"}"#).await;
+    assert_eq!(error_code(&raw_recv(&mut s).await), "NETGET_TOO_LARGE");
+    ping_works(&mut s).await;
+    reg.shutdown().await.unwrap();
+}

@@ -90,6 +90,13 @@ pub struct DiscoverOptions {
     pub cached: bool,
 }
 
+impl DiscoverOptions {
+    /// Whether `instance` passes the health and tag filters.
+    pub fn admits(&self, instance: &Instance) -> bool {
+        (!self.healthy_only || instance.status.is_healthy()) && instance.has_tags(&self.tags)
+    }
+}
+
 impl Default for DiscoverOptions {
     fn default() -> Self {
         DiscoverOptions {
@@ -634,13 +641,7 @@ impl Netget {
         let services = self.inner.read_services();
         let cached = services.get(name).filter(|c| c.ready)?;
         let mut candidates: Vec<&Arc<Instance>> = Vec::with_capacity(cached.instances.len());
-        candidates.extend(
-            cached
-                .instances
-                .values()
-                .filter(|i| !options.healthy_only || i.status.is_healthy())
-                .filter(|i| i.has_tags(&options.tags)),
-        );
+        candidates.extend(cached.instances.values().filter(|i| options.admits(i)));
         Some(self.pick_ref(&candidates, options.strategy).cloned())
     }
 
@@ -699,8 +700,7 @@ impl Netget {
                 return Ok(c
                     .instances
                     .values()
-                    .filter(|i| !options.healthy_only || i.status.is_healthy())
-                    .filter(|i| i.has_tags(&options.tags))
+                    .filter(|i| options.admits(i))
                     .cloned()
                     .collect());
             }
