@@ -15,7 +15,7 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{Connection, Socket};
+use crate::client::{Connection, Dial, Socket};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
 use crate::model::{InstanceId, NetworkName, Registration, ServiceName};
@@ -95,8 +95,19 @@ async fn start_child() -> Result<ChildRegistry> {
     let exe =
         std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
     let data = std::env::temp_dir().join(format!("netget-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&data).map_err(|e| Error::Io(e.to_string()))?;
+    // The load generator is one IP sending far more than a real node would: lift the rate
+    // limits (and the per-session cap) so the figures measure the registry, not the limiter.
+    let config = data.join("netget.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\nmax_instances_per_session = 1000000\n",
+    )
+    .map_err(|e| Error::Io(e.to_string()))?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["registry", "--listen", "127.0.0.1:0", "--data"])
+        .args(["registry", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
         .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -152,16 +163,8 @@ fn payload(i: usize) -> Registration {
 }
 
 async fn open(url: &str) -> Result<Connection> {
-    let network = NetworkName::new("development")?;
-    Connection::open(
-        url,
-        &network,
-        &NodeKey::generate()?,
-        None,
-        "service",
-        Duration::from_secs(10),
-    )
-    .await
+    let dial = Dial::new(NetworkName::new("development")?, NodeKey::generate()?);
+    Connection::open(url, &dial).await
 }
 
 /// Sends `msgs` on one socket with at most `window` unanswered, returning when all are answered.

@@ -13,8 +13,9 @@ use crate::client::{Netget, NetgetOptions, NodeType};
 use crate::config::{RegistryConfig, DEFAULT_REGISTRY_URL};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
-use crate::model::{EventKind, Instance, NetworkName, Registration, WireDuration, DEFAULT_NETWORK};
+use crate::model::{EventKind, Instance, Registration, WireDuration, DEFAULT_NETWORK};
 use crate::rest::RestClient;
+use crate::security::NetworkConfig;
 use crate::server::Registry;
 
 /// netget: service registry and discovery.
@@ -49,18 +50,33 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RegistryArgs {
-    /// Address to listen on (port 0 picks a free port; the URL is printed).
-    #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
-    listen: std::net::SocketAddr,
-    /// Data directory (the registry's identity key lives here).
-    #[arg(long = "data", default_value = "./netget-data")]
-    data: PathBuf,
-    /// A network to serve as open (repeatable). Default: development only.
+    /// Configuration file (netget.toml); the flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; the URL is printed). Default 127.0.0.1:7700.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory (the registry's identity key lives here). Default ./netget-data.
+    #[arg(long = "data")]
+    data: Option<PathBuf>,
+    /// A network to serve as open (repeatable); replaces the configured networks.
     #[arg(long = "network")]
     networks: Vec<String>,
-    /// Silence after which a session and its instances are removed.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    session_timeout: WireDuration,
+    /// Silence after which a session and its instances are removed (default 5s).
+    #[arg(long, value_parser = parse_duration)]
+    session_timeout: Option<WireDuration>,
+    /// TLS certificate chain (PEM): serve https:// and wss://.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A browser origin allowed to use the registry (repeatable; `*` for any).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Peer registries to join (accepted for the cluster, which is not built yet).
+    #[arg(long = "join")]
+    join: Vec<String>,
 }
 
 /// Options every client command shares.
@@ -72,6 +88,29 @@ struct Target {
     /// Network.
     #[arg(long, default_value = DEFAULT_NETWORK)]
     network: String,
+    /// Token for networks whose policy needs one.
+    #[arg(long, env = "NETGET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// registry instead of the system's roots.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+impl Target {
+    fn rest(&self) -> Result<RestClient> {
+        Ok(RestClient::with_tls(&self.registry, self.ca.as_deref())?.token(self.token.clone()))
+    }
+
+    /// Node options for this target (registry, network, token, CA).
+    fn options(&self, base: NetgetOptions) -> NetgetOptions {
+        NetgetOptions {
+            network: self.network.clone(),
+            registry_nodes: vec![self.registry.clone()],
+            token: self.token.clone(),
+            tls_ca: self.ca.clone(),
+            ..base
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -230,7 +269,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Registry(a) => registry(a).await,
         Command::Register(a) => register(a).await,
         Command::Deregister(a) => {
-            let rest = RestClient::new(&a.target.registry)?;
+            let rest = a.target.rest()?;
             let gone = rest.deregister(&a.target.network, &a.name, &a.id).await?;
             println!("deregistered {} {} ({})", gone.name, gone.id, gone.address);
             Ok(())
@@ -281,17 +320,38 @@ pub async fn shutdown_signal() {
 }
 
 async fn registry(a: RegistryArgs) -> Result<()> {
-    let mut config = RegistryConfig::new().with_session_timeout(a.session_timeout.0);
-    config.listen = a.listen;
-    config.data_dir = a.data;
+    let mut config = match &a.config {
+        Some(path) => RegistryConfig::from_file(path)?,
+        None => RegistryConfig::new(),
+    };
+    if let Some(t) = a.session_timeout {
+        config = config.with_session_timeout(t.0);
+    }
+    if let Some(l) = a.listen {
+        config.listen = l;
+    }
+    if let Some(d) = a.data {
+        config.data_dir = d;
+    }
+    if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
+        config.tls = Some(crate::config::TlsFiles { cert, key });
+    }
+    config.origins.allowed.extend(a.cors_origins);
+    if !a.join.is_empty() {
+        tracing::warn!(peers = ?a.join, "--join is accepted but registries do not form a cluster yet");
+    }
     if !a.networks.is_empty() {
         config.networks = a
             .networks
             .iter()
-            .map(|n| NetworkName::new(n))
+            .map(|n| NetworkConfig::open(n))
             .collect::<Result<_>>()?;
     }
-    let networks: Vec<String> = config.networks.iter().map(|n| n.to_string()).collect();
+    let networks: Vec<String> = config
+        .networks
+        .iter()
+        .map(|n| format!("{} ({})", n.name, n.policy.name()))
+        .collect();
     let handle = Registry::spawn(config).await?;
     // Tests and tools read this first line to learn the port.
     println!(
@@ -315,7 +375,7 @@ async fn register(a: RegisterArgs) -> Result<()> {
     if a.hold {
         return register_and_hold(a).await;
     }
-    let rest = RestClient::new(&a.target.registry)?;
+    let rest = a.target.rest()?;
     let id =
         a.id.clone()
             .unwrap_or_else(|| cli_instance_id(&a.name, &a.address));
@@ -331,6 +391,8 @@ async fn register(a: RegisterArgs) -> Result<()> {
         weight: None,
         ttl: Some(a.ttl),
         health: None,
+        signature: None,
+        signed_at: None,
     };
     let inst = rest.register(&a.target.network, &a.name, &id, &reg).await?;
     if a.json {
@@ -343,8 +405,9 @@ async fn register(a: RegisterArgs) -> Result<()> {
 }
 
 async fn register_and_hold(a: RegisterArgs) -> Result<()> {
-    let mut opts = NetgetOptions::service(&a.name, &a.address, &[&a.target.registry]);
-    opts.network = a.target.network.clone();
+    let mut opts = a
+        .target
+        .options(NetgetOptions::service(&a.name, &a.address, &[]));
     if let Some(path) = &a.key {
         opts.key = Some(NodeKey::load(path)?);
     }
@@ -406,7 +469,7 @@ fn describe(i: &Instance) -> String {
 }
 
 async fn discover(a: DiscoverArgs) -> Result<()> {
-    let rest = RestClient::new(&a.target.registry)?;
+    let rest = a.target.rest()?;
     let found = rest
         .discover(&a.target.network, &a.name, !a.all, &a.tags)
         .await?;
@@ -435,7 +498,7 @@ async fn discover(a: DiscoverArgs) -> Result<()> {
 }
 
 async fn services(a: ServicesArgs) -> Result<()> {
-    let rest = RestClient::new(&a.target.registry)?;
+    let rest = a.target.rest()?;
     let list = rest.services(&a.target.network).await?;
     if a.json {
         println!(
@@ -459,12 +522,11 @@ async fn services(a: ServicesArgs) -> Result<()> {
 }
 
 async fn watch(a: WatchArgs) -> Result<()> {
-    let node = Netget::new(NetgetOptions {
+    let node = Netget::new(a.target.options(NetgetOptions {
         node_type: NodeType::Client,
-        network: a.target.network.clone(),
-        registry_nodes: vec![a.target.registry.clone()],
+        data_dir: None,
         ..NetgetOptions::default()
-    })?;
+    }))?;
     node.start().await?;
     let mut w = node.watch(&a.name)?;
     eprintln!(

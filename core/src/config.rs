@@ -1,22 +1,36 @@
-//! How a registry is configured: address, data dir, networks, timeouts and limits.
+//! How a registry is configured: address, data dir, networks and their policies, origins, TLS,
+//! timeouts and limits — from code, from `netget.toml`, and from command-line flags.
 //!
-//! Every field has a default that works on a laptop; the CLI and the bindings only override.
+//! Every field has a default that works on a laptop; the file and the flags only override.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
 use crate::identity::NodeKey;
-use crate::model::{NetworkName, DEFAULT_NETWORK};
+use crate::model::{NetworkName, WireDuration, DEFAULT_NETWORK};
 use crate::protocol::DEFAULT_MAX_FRAME;
+use crate::security::{Filter, KeyGrant, Limits, NetworkConfig, OriginPolicy, Policy};
 
 /// The address a registry listens on by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 /// The registry URL clients use by default.
 pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:7700";
 
+/// PEM files for serving https:// and wss://.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Everything a registry needs to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryConfig {
     /// Where to listen; port 0 picks a free port (the handle tells which).
     pub listen: SocketAddr,
@@ -24,20 +38,30 @@ pub struct RegistryConfig {
     pub data_dir: PathBuf,
     /// The registry's identity; loaded from (or created in) `data_dir` when absent.
     pub key: Option<NodeKey>,
-    /// Networks served. Default: only `development`.
-    pub networks: Vec<NetworkName>,
+    /// Networks served, with their policies. Default: only `development`, open.
+    pub networks: Vec<NetworkConfig>,
+    /// Browser origins allowed besides the registry's own.
+    pub origins: OriginPolicy,
+    /// Serve https:// and wss:// with these files.
+    pub tls: Option<TlsFiles>,
+    /// Called on every handshake and registration; may deny with a reason.
+    pub filter: Option<Filter>,
+    /// Rate limits and idle timeout.
+    pub limits: Limits,
     /// Silence from a session longer than this ends it and removes its instances: how long a
     /// killed node (no TCP close, e.g. a pulled cable) stays discoverable.
     pub session_timeout: Duration,
     /// Time between the registry's pings on each session; well under `session_timeout`.
     pub ping_interval: Duration,
-    /// How long a new connection has to complete the handshake, and a challenge stays valid.
+    /// How long a new connection has to complete the handshake.
     pub handshake_timeout: Duration,
+    /// How long a challenge nonce stays valid.
+    pub challenge_ttl: Duration,
     /// Largest WebSocket text frame (and HTTP body) accepted.
     pub max_frame: usize,
     /// Most concurrent WebSocket sessions.
     pub max_sessions: usize,
-    /// Malformed or refused messages one session may send before it is closed.
+    /// Malformed messages one session may send before it is closed.
     pub max_session_errors: u32,
     /// Most instances one session may hold.
     pub max_instances_per_session: usize,
@@ -47,17 +71,48 @@ pub struct RegistryConfig {
     pub default_ttl: Duration,
 }
 
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens stay out of logs: print names and policies only.
+        f.debug_struct("RegistryConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "networks",
+                &self
+                    .networks
+                    .iter()
+                    .map(|n| format!("{}({})", n.name, n.policy.name()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("origins", &self.origins)
+            .field("tls", &self.tls)
+            .field("filter", &self.filter.is_some())
+            .field("limits", &self.limits)
+            .field("session_timeout", &self.session_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RegistryConfig {
-    /// Defaults: `127.0.0.1:7700`, `./netget-data`, network `development`, 5 s liveness.
+    /// Defaults: `127.0.0.1:7700`, `./netget-data`, network `development` open, 5 s liveness.
     pub fn new() -> RegistryConfig {
         RegistryConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             data_dir: PathBuf::from("./netget-data"),
             key: None,
-            networks: vec![NetworkName::new(DEFAULT_NETWORK).unwrap_or_else(|_| unreachable!())],
+            networks: vec![NetworkConfig {
+                name: NetworkName::new(DEFAULT_NETWORK).unwrap_or_else(|_| unreachable!()),
+                policy: Policy::Open,
+            }],
+            origins: OriginPolicy::default(),
+            tls: None,
+            filter: None,
+            limits: Limits::default(),
             session_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_millis(1250),
             handshake_timeout: Duration::from_secs(10),
+            challenge_ttl: Duration::from_secs(10),
             max_frame: DEFAULT_MAX_FRAME,
             max_sessions: 16_384,
             max_session_errors: 64,
@@ -82,10 +137,299 @@ impl RegistryConfig {
         self.ping_interval = timeout / 4;
         self
     }
+
+    /// Serves these networks, all open.
+    pub fn with_open_networks(mut self, names: &[&str]) -> Result<RegistryConfig> {
+        self.networks = names
+            .iter()
+            .map(|n| NetworkConfig::open(n))
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    /// Reads `netget.toml` (format in README) over the defaults.
+    pub fn from_file(path: &Path) -> Result<RegistryConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("cannot read config {}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        RegistryConfig::from_toml(&text, base)
+            .map_err(|e| Error::InvalidInput(format!("config {}: {e}", path.display())))
+    }
+
+    /// Parses the TOML text of a config file; relative paths are taken from `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<RegistryConfig> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let mut c = RegistryConfig::new();
+        if let Some(l) = file.listen {
+            c.listen = l.parse().map_err(|_| {
+                Error::InvalidInput(format!(
+                    "listen = {l:?} is not an address like \"127.0.0.1:7700\""
+                ))
+            })?;
+        }
+        if let Some(d) = file.data_dir {
+            c.data_dir = base.join(d);
+        }
+        if !file.network.is_empty() {
+            c.networks = file
+                .network
+                .into_iter()
+                .map(FileNetwork::into_config)
+                .collect::<Result<_>>()?;
+            let mut names: Vec<_> = c.networks.iter().map(|n| &n.name).collect();
+            names.sort();
+            names.dedup();
+            if names.len() != c.networks.len() {
+                return Err(Error::InvalidInput("a network is configured twice".into()));
+            }
+        }
+        if let Some(cors) = file.cors {
+            c.origins.allowed = cors.allowed_origins;
+        }
+        if let Some(tls) = file.tls {
+            c.tls = Some(TlsFiles {
+                cert: base.join(tls.cert),
+                key: base.join(tls.key),
+            });
+        }
+        if let Some(l) = file.limits {
+            let d = &mut c.limits;
+            if let Some(v) = l.requests_per_second_per_session {
+                d.session_rate = v;
+            }
+            if let Some(v) = l.burst_per_session {
+                d.session_burst = v;
+            }
+            if let Some(v) = l.requests_per_second_per_ip {
+                d.ip_rate = v;
+            }
+            if let Some(v) = l.burst_per_ip {
+                d.ip_burst = v;
+            }
+            if let Some(v) = l.idle_timeout {
+                d.idle_timeout = v.0;
+            }
+            if let Some(v) = l.max_frame_bytes {
+                c.max_frame = v;
+            }
+            if let Some(v) = l.max_sessions {
+                c.max_sessions = v;
+            }
+            if let Some(v) = l.max_instances_per_session {
+                c.max_instances_per_session = v;
+            }
+            if let Some(v) = l.max_watches_per_session {
+                c.max_watches_per_session = v;
+            }
+            if let Some(v) = l.handshake_timeout {
+                c.handshake_timeout = v.0;
+                c.challenge_ttl = v.0;
+            }
+            if let Some(v) = l.session_timeout {
+                c = c.with_session_timeout(v.0);
+            }
+        }
+        Ok(c)
+    }
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig::new()
+    }
+}
+
+/// `netget.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    /// Peer registries; accepted for forward compatibility, used once the cluster exists.
+    #[serde(default)]
+    #[allow(dead_code)]
+    join: Vec<String>,
+    #[serde(default)]
+    network: Vec<FileNetwork>,
+    cors: Option<FileCors>,
+    tls: Option<FileTls>,
+    limits: Option<FileLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNetwork {
+    name: String,
+    #[serde(default = "open")]
+    policy: String,
+    #[serde(default)]
+    tokens: Vec<String>,
+    tokens_env: Option<String>,
+    #[serde(default)]
+    keys: Vec<KeyGrant>,
+}
+
+fn open() -> String {
+    "open".into()
+}
+
+impl FileNetwork {
+    fn into_config(self) -> Result<NetworkConfig> {
+        let name = NetworkName::new(&self.name)?;
+        let mut tokens = self.tokens;
+        if let Some(var) = &self.tokens_env {
+            let value = std::env::var(var).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "network {:?}: environment variable {var} (tokens_env) is not set",
+                    self.name
+                ))
+            })?;
+            tokens.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        if tokens.iter().any(|t| t.len() < 8) {
+            return Err(Error::InvalidInput(format!(
+                "network {:?}: tokens must be at least 8 characters",
+                self.name
+            )));
+        }
+        for k in &self.keys {
+            crate::identity::verify_public_key(&k.public_key)
+                .map_err(|e| Error::InvalidInput(format!("network {:?}: {e}", self.name)))?;
+        }
+        let policy = match self.policy.as_str() {
+            "open" => Policy::Open,
+            "token" => {
+                if tokens.is_empty() {
+                    return Err(Error::InvalidInput(format!(
+                        "network {:?} has policy \"token\" but no tokens (tokens = [...] or tokens_env)",
+                        self.name
+                    )));
+                }
+                Policy::Token { tokens }
+            }
+            "keys" => {
+                if self.keys.is_empty() {
+                    return Err(Error::InvalidInput(format!(
+                        "network {:?} has policy \"keys\" but no keys",
+                        self.name
+                    )));
+                }
+                Policy::Keys {
+                    keys: self.keys,
+                    tokens,
+                }
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "network {:?}: unknown policy {other:?}; use open, token or keys",
+                    self.name
+                )))
+            }
+        };
+        Ok(NetworkConfig { name, policy })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCors {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    requests_per_second_per_session: Option<u32>,
+    burst_per_session: Option<u32>,
+    requests_per_second_per_ip: Option<u32>,
+    burst_per_ip: Option<u32>,
+    idle_timeout: Option<WireDuration>,
+    max_frame_bytes: Option<usize>,
+    max_sessions: Option<usize>,
+    max_instances_per_session: Option<usize>,
+    max_watches_per_session: Option<usize>,
+    handshake_timeout: Option<WireDuration>,
+    session_timeout: Option<WireDuration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_example_config_parses() {
+        std::env::set_var("NETGET_TEST_PROD_TOKENS", "from-env-1, from-env-2");
+        let c = RegistryConfig::from_toml(
+            r#"
+listen = "127.0.0.1:7700"
+data_dir = "./netget-data"
+join = ["http://127.0.0.1:7710"]
+
+[[network]]
+name = "development"
+policy = "open"
+
+[[network]]
+name = "production"
+policy = "token"
+tokens = ["change-me"]
+tokens_env = "NETGET_TEST_PROD_TOKENS"
+
+[[network]]
+name = "staging"
+policy = "keys"
+keys = [{ public_key = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", services = ["orders", "billing"] }]
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[limits]
+requests_per_second_per_session = 50
+session_timeout = "2s"
+"#,
+            Path::new("/etc/netget"),
+        )
+        .unwrap();
+        assert_eq!(c.networks.len(), 3);
+        assert_eq!(
+            c.networks[1].policy,
+            Policy::Token {
+                tokens: vec!["change-me".into(), "from-env-1".into(), "from-env-2".into()]
+            }
+        );
+        assert_eq!(c.data_dir, Path::new("/etc/netget/./netget-data"));
+        assert_eq!(c.origins.allowed, vec!["http://localhost:3000".to_string()]);
+        assert_eq!(c.limits.session_rate, 50);
+        assert_eq!(c.session_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn config_mistakes_are_reported_clearly() {
+        let base = Path::new(".");
+        for (text, needle) in [
+            ("[[network]]\nname = \"p\"\npolicy = \"token\"\n", "no tokens"),
+            ("[[network]]\nname = \"p\"\npolicy = \"vip\"\n", "unknown policy"),
+            ("bogus = 1\n", "unknown field"),
+            ("[[network]]\nname = \"p\"\npolicy = \"token\"\ntokens = [\"short\"]\n", "at least 8"),
+            ("[[network]]\nname = \"s\"\npolicy = \"keys\"\nkeys = [{ public_key = \"nope\" }]\n", "publicKey"),
+        ] {
+            let e = RegistryConfig::from_toml(text, base).err().unwrap_or_else(|| panic!("{text} parsed"));
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
     }
 }

@@ -19,8 +19,9 @@ use crate::model::{
     WatchEvent,
 };
 
-/// How many events a watch channel buffers before a slow watcher is told it lagged.
-const WATCH_BUFFER: usize = 1024;
+/// How many events a watch channel buffers before a slow watcher is told it lagged (and gets a
+/// snapshot instead). Small on purpose: the buffer is allocated whole per watched service.
+const WATCH_BUFFER: usize = 128;
 
 /// Who may change or remove an instance, and what keeps it alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +29,12 @@ pub enum Owner {
     /// Registered over a WebSocket session: lives while that session lives. `key` is the node's
     /// public key, so the same node reconnecting (same key) may take its instance back.
     Session { session: u64, key: Arc<str> },
-    /// Registered over HTTP: lives until `expires` unless renewed by a heartbeat.
-    Rest { ttl: Duration },
+    /// Registered over HTTP: lives until it expires unless renewed by a heartbeat. `token` is a
+    /// digest of the bearer token used (if any): only the same token may change or remove it.
+    Rest {
+        ttl: Duration,
+        token: Option<Arc<str>>,
+    },
 }
 
 /// One instance and who owns it.
@@ -39,6 +44,10 @@ struct Entry {
     owner: Owner,
     /// For REST registrations: when it expires unless renewed.
     expires: Option<Instant>,
+    /// The deadline this entry has in the expiry heap. Heartbeats only move `expires`; when the
+    /// scheduled deadline pops and `expires` is later, it is rescheduled once. So the heap holds
+    /// about one item per REST registration, however often they are renewed.
+    scheduled: Option<Instant>,
 }
 
 /// The instances of one service plus its watch channel.
@@ -167,7 +176,7 @@ impl Directory {
             instance.id.clone(),
         );
         let expires = match &owner {
-            Owner::Rest { ttl } => Some(Instant::now() + *ttl),
+            Owner::Rest { ttl, .. } => Some(Instant::now() + *ttl),
             Owner::Session { .. } => None,
         };
         let mut nets = self.write();
@@ -176,14 +185,28 @@ impl Directory {
             .ok_or_else(|| Error::unknown_network(key.0.as_str()))?;
         let service = services.entry(key.1.clone()).or_default();
         let mut instance = instance;
+        let mut scheduled = None;
         let created = match service.instances.get(&key.2) {
             Some(old) => {
                 check_owner(&old.owner, &owner, &key)?;
                 // Keep the first registration time across updates and reconnects.
                 instance.registered_at = old.instance.registered_at;
+                scheduled = old.scheduled;
                 false
             }
             None => true,
+        };
+        // Schedule only when nothing earlier is scheduled already (see `Entry::scheduled`).
+        let push = match (expires, scheduled) {
+            (Some(e), Some(s)) if s <= e => None,
+            (Some(e), _) => {
+                scheduled = Some(e);
+                Some(e)
+            }
+            (None, _) => {
+                scheduled = None;
+                None
+            }
         };
         let instance = Arc::new(instance);
         let previous = service.instances.insert(
@@ -192,6 +215,7 @@ impl Directory {
                 instance: instance.clone(),
                 owner,
                 expires,
+                scheduled,
             },
         );
         match previous {
@@ -202,7 +226,7 @@ impl Directory {
             Some(_) => {}
         }
         drop(nets);
-        if let Some(deadline) = expires {
+        if let Some(deadline) = push {
             self.lock_expiry().push(Reverse((deadline, key)));
         }
         Ok(Registered { instance, created })
@@ -277,8 +301,8 @@ impl Directory {
         removed
     }
 
-    /// Renews a REST registration's TTL.
-    pub fn heartbeat(&self, key: &InstanceKey) -> Result<Arc<Instance>> {
+    /// Renews a REST registration's TTL on behalf of `by`.
+    pub fn heartbeat(&self, key: &InstanceKey, by: &Owner) -> Result<Arc<Instance>> {
         let mut nets = self.write();
         let services = nets
             .get_mut(&key.0)
@@ -294,18 +318,24 @@ impl Directory {
                     key.0.as_str()
                 ))
             })?;
-        let Owner::Rest { ttl } = entry.owner else {
+        let Owner::Rest { ttl, token } = &entry.owner else {
             return Err(Error::InvalidInput(
                 "this instance lives by its WebSocket session; heartbeats are for REST registrations"
                     .into(),
             ));
         };
-        let deadline = Instant::now() + ttl;
-        entry.expires = Some(deadline);
-        let instance = entry.instance.clone();
-        drop(nets);
-        self.lock_expiry().push(Reverse((deadline, key.clone())));
-        Ok(instance)
+        if let Owner::Rest {
+            token: by_token, ..
+        } = by
+        {
+            if by_token != token {
+                return Err(Error::Forbidden(
+                    "only the token that registered this instance may renew it".into(),
+                ));
+            }
+        }
+        entry.expires = Some(Instant::now() + *ttl);
+        Ok(entry.instance.clone())
     }
 
     /// Removes REST registrations whose TTL has run out; returns how many.
@@ -317,19 +347,59 @@ impl Directory {
                 if *deadline > now {
                     break;
                 }
-                if let Some(Reverse((_, key))) = heap.pop() {
-                    due.push(key);
+                if let Some(Reverse((deadline, key))) = heap.pop() {
+                    due.push((deadline, key));
                 }
             }
         }
         if due.is_empty() {
             return 0;
         }
-        let removed = self.remove_where(due.iter(), |e| e.expires.is_some_and(|d| d <= now));
+        let mut nets = self.write();
+        let mut removed = 0;
+        let mut reschedule = Vec::new();
+        for (deadline, key) in due {
+            let Some(services) = nets.get_mut(&key.0) else {
+                continue;
+            };
+            let Some(service) = services.get_mut(&key.1) else {
+                continue;
+            };
+            let Some(entry) = service.instances.get_mut(&key.2) else {
+                continue;
+            };
+            if entry.scheduled != Some(deadline) {
+                continue; // a stale item: the entry was replaced and rescheduled since
+            }
+            match entry.expires {
+                Some(e) if e > now => {
+                    entry.scheduled = Some(e);
+                    reschedule.push(Reverse((e, key)));
+                }
+                _ => {
+                    if let Some(old) = service.instances.remove(&key.2) {
+                        service.publish(EventKind::Down, old.instance);
+                        removed += 1;
+                    }
+                    if service.is_idle() {
+                        services.remove(&key.1);
+                    }
+                }
+            }
+        }
+        drop(nets);
+        if !reschedule.is_empty() {
+            self.lock_expiry().extend(reschedule);
+        }
         if removed > 0 {
             tracing::debug!(removed, "REST registrations expired");
         }
         removed
+    }
+
+    /// How many deadlines the expiry heap holds (for tests and metrics).
+    pub fn scheduled_expiries(&self) -> usize {
+        self.lock_expiry().len()
     }
 
     /// Drops empty services nobody watches any more.
@@ -450,7 +520,7 @@ impl Directory {
 fn check_owner(current: &Owner, by: &Owner, key: &InstanceKey) -> Result<()> {
     let allowed = match (current, by) {
         (Owner::Session { key: a, .. }, Owner::Session { key: b, .. }) => a == b,
-        (Owner::Rest { .. }, Owner::Rest { .. }) => true,
+        (Owner::Rest { token: a, .. }, Owner::Rest { token: b, .. }) => a == b,
         _ => false,
     };
     if allowed {
@@ -494,6 +564,7 @@ mod tests {
     fn rest() -> Owner {
         Owner::Rest {
             ttl: Duration::from_secs(30),
+            token: None,
         }
     }
 
@@ -623,6 +694,7 @@ mod tests {
         let d = dir();
         let short = Owner::Rest {
             ttl: Duration::from_millis(10),
+            token: None,
         };
         d.register(inst("development", "web", "a", &[]), short.clone())
             .unwrap();
@@ -634,7 +706,7 @@ mod tests {
             InstanceId::new("b").unwrap(),
         );
         std::thread::sleep(Duration::from_millis(15));
-        d.heartbeat(&key_b).unwrap();
+        d.heartbeat(&key_b, &rest()).unwrap();
         assert_eq!(d.expire(Instant::now()), 1);
         let left = d
             .discover(
@@ -646,5 +718,53 @@ mod tests {
             .unwrap();
         assert_eq!(left.instances.len(), 1);
         assert_eq!(left.instances[0].id.as_str(), "b");
+    }
+
+    #[test]
+    fn heartbeats_do_not_grow_the_expiry_heap() {
+        let d = dir();
+        let owner = Owner::Rest {
+            ttl: Duration::from_secs(3600),
+            token: None,
+        };
+        d.register(inst("development", "web", "a", &[]), owner.clone())
+            .unwrap();
+        let key = (
+            net("development"),
+            ServiceName::new("web").unwrap(),
+            InstanceId::new("a").unwrap(),
+        );
+        for _ in 0..10_000 {
+            d.heartbeat(&key, &owner).unwrap();
+            d.register(inst("development", "web", "a", &[]), owner.clone())
+                .unwrap();
+        }
+        assert_eq!(d.scheduled_expiries(), 1);
+    }
+
+    #[test]
+    fn a_renewed_registration_survives_its_first_deadline_and_expires_later() {
+        let d = dir();
+        let owner = Owner::Rest {
+            ttl: Duration::from_millis(30),
+            token: None,
+        };
+        d.register(inst("development", "web", "a", &[]), owner.clone())
+            .unwrap();
+        let key = (
+            net("development"),
+            ServiceName::new("web").unwrap(),
+            InstanceId::new("a").unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        d.heartbeat(&key, &owner).unwrap();
+        std::thread::sleep(Duration::from_millis(15));
+        assert_eq!(
+            d.expire(Instant::now()),
+            0,
+            "renewed: rescheduled, not removed"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(d.expire(Instant::now()), 1);
     }
 }

@@ -29,9 +29,15 @@ pub enum Error {
     /// A handshake answered a challenge that was not issued to this session or was already used.
     #[error("{0}")]
     ChallengeReplayed(String),
+    /// A handshake answered a challenge that has expired.
+    #[error("{0}")]
+    ChallengeExpired(String),
     /// The caller is known but may not touch this resource (e.g. another session's instance).
     #[error("{0}")]
     Forbidden(String),
+    /// The registry's conditional filter refused; the message carries its reason.
+    #[error("{0}")]
+    Denied(String),
     /// The network, service or instance does not exist (or is not visible to the caller).
     #[error("{0}")]
     NotFound(String),
@@ -74,7 +80,9 @@ const CODES: &[(&str, Constructor)] = &[
     ("NETGET_TOO_LARGE", Error::TooLarge),
     ("NETGET_UNAUTHORIZED", Error::Unauthorized),
     ("NETGET_CHALLENGE_REPLAYED", Error::ChallengeReplayed),
+    ("NETGET_CHALLENGE_EXPIRED", Error::ChallengeExpired),
     ("NETGET_FORBIDDEN", Error::Forbidden),
+    ("NETGET_DENIED", Error::Denied),
     ("NETGET_NOT_FOUND", Error::NotFound),
     ("NETGET_UNKNOWN_NETWORK", Error::UnknownNetwork),
     ("NETGET_UNSUPPORTED_VERSION", Error::UnsupportedVersion),
@@ -97,7 +105,9 @@ impl Error {
             Error::TooLarge(_) => "NETGET_TOO_LARGE",
             Error::Unauthorized(_) => "NETGET_UNAUTHORIZED",
             Error::ChallengeReplayed(_) => "NETGET_CHALLENGE_REPLAYED",
+            Error::ChallengeExpired(_) => "NETGET_CHALLENGE_EXPIRED",
             Error::Forbidden(_) => "NETGET_FORBIDDEN",
+            Error::Denied(_) => "NETGET_DENIED",
             Error::NotFound(_) => "NETGET_NOT_FOUND",
             Error::UnknownNetwork(_) => "NETGET_UNKNOWN_NETWORK",
             Error::UnsupportedVersion(_) => "NETGET_UNSUPPORTED_VERSION",
@@ -120,8 +130,10 @@ impl Error {
             | Error::UnsupportedVersion(_)
             | Error::Protocol(_) => 400,
             Error::TooLarge(_) => 413,
-            Error::Unauthorized(_) | Error::ChallengeReplayed(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Unauthorized(_) | Error::ChallengeReplayed(_) | Error::ChallengeExpired(_) => {
+                401
+            }
+            Error::Forbidden(_) | Error::Denied(_) => 403,
             Error::NotFound(_) | Error::UnknownNetwork(_) => 404,
             Error::RateLimited(_) => 429,
             Error::Unreachable(_) => 502,

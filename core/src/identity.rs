@@ -133,8 +133,8 @@ impl NodeKey {
     }
 }
 
-/// Checks `signature` (standard base64) over `message` by `public_key` (standard base64).
-pub fn verify(public_key: &str, message: &[u8], signature: &str) -> Result<()> {
+/// Parses a public key (standard base64 of 32 bytes) and checks it is a valid Ed25519 point.
+pub fn verify_public_key(public_key: &str) -> Result<VerifyingKey> {
     let key_bytes: [u8; 32] = STANDARD
         .decode(public_key)
         .ok()
@@ -142,8 +142,13 @@ pub fn verify(public_key: &str, message: &[u8], signature: &str) -> Result<()> {
         .ok_or_else(|| {
             Error::InvalidInput("publicKey must be 32 bytes in standard base64 (Ed25519)".into())
         })?;
-    let key = VerifyingKey::from_bytes(&key_bytes)
-        .map_err(|_| Error::InvalidInput("publicKey is not a valid Ed25519 point".into()))?;
+    VerifyingKey::from_bytes(&key_bytes)
+        .map_err(|_| Error::InvalidInput("publicKey is not a valid Ed25519 point".into()))
+}
+
+/// Checks `signature` (standard base64) over `message` by `public_key` (standard base64).
+pub fn verify(public_key: &str, message: &[u8], signature: &str) -> Result<()> {
+    let key = verify_public_key(public_key)?;
     let sig_bytes: [u8; 64] = STANDARD
         .decode(signature)
         .ok()
@@ -165,6 +170,104 @@ pub fn hello_payload(registry_id: &str, network: &str, nonce: &str) -> Vec<u8> {
     format!("{PROTOCOL}\nhello\n{registry_id}\n{network}\n{nonce}").into_bytes()
 }
 
+/// What a node signs for a registration (PROTOCOL.md, "Signed registrations"): everything a
+/// client acts on, so no registry can alter an address, tag or metadata unseen.
+pub struct SignedFields<'a> {
+    /// Network name.
+    pub network: &'a str,
+    /// Service name.
+    pub service: &'a str,
+    /// Instance id.
+    pub instance_id: &'a str,
+    /// Address.
+    pub address: &'a str,
+    /// Version, if any.
+    pub version: Option<&'a str>,
+    /// Tags, in order.
+    pub tags: &'a [String],
+    /// Metadata.
+    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
+    /// Milliseconds since the Unix epoch.
+    pub signed_at: u64,
+}
+
+impl<'a> SignedFields<'a> {
+    /// The fields of a registration about to be sent or just received.
+    pub fn of_registration(
+        network: &'a str,
+        service: &'a str,
+        instance_id: &'a str,
+        reg: &'a crate::model::Registration,
+        signed_at: u64,
+    ) -> SignedFields<'a> {
+        SignedFields {
+            network,
+            service,
+            instance_id,
+            address: &reg.address,
+            version: reg.version.as_deref(),
+            tags: &reg.tags,
+            metadata: &reg.metadata,
+            signed_at,
+        }
+    }
+
+    /// The exact bytes signed.
+    pub fn payload(&self) -> Vec<u8> {
+        // serde_json's map is ordered by key, so this encoding is canonical.
+        let meta = serde_json::to_string(self.metadata).unwrap_or_default();
+        format!(
+            "{PROTOCOL}\nregister\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{meta}",
+            self.network,
+            self.service,
+            self.instance_id,
+            self.address,
+            self.version.unwrap_or(""),
+            self.tags.join(","),
+            self.signed_at
+        )
+        .into_bytes()
+    }
+}
+
+/// Checks an instance's signature against its own public key, and, when `trusted` is not empty,
+/// that the key is one of them.
+pub fn verify_instance(instance: &crate::model::Instance, trusted: &[String]) -> Result<()> {
+    let (Some(key), Some(sig), Some(at)) = (
+        &instance.public_key,
+        &instance.signature,
+        instance.signed_at,
+    ) else {
+        return Err(Error::Unauthorized(format!(
+            "instance {} of {} is not signed by its node",
+            instance.id, instance.name
+        )));
+    };
+    if !trusted.is_empty() && !trusted.iter().any(|t| t.as_str() == key.as_ref()) {
+        return Err(Error::Unauthorized(format!(
+            "instance {} of {} is signed by {key}, which is not a trusted key for it",
+            instance.id, instance.name
+        )));
+    }
+    let payload = SignedFields {
+        network: instance.network.as_str(),
+        service: instance.name.as_str(),
+        instance_id: instance.id.as_str(),
+        address: &instance.address,
+        version: instance.version.as_deref(),
+        tags: &instance.tags,
+        metadata: &instance.metadata,
+        signed_at: at,
+    }
+    .payload();
+    verify(key, &payload, sig).map_err(|_| {
+        Error::Unauthorized(format!(
+            "instance {} of {}: signature does not match its contents (altered after signing)",
+            instance.id, instance.name
+        ))
+    })
+}
+
 /// The id an instance gets when the node gives none: stable for one key, service name and
 /// address, so a restarted node with the same key keeps its id, while two replicas started from
 /// the same data dir (same key) on different ports do not overwrite each other.
@@ -177,6 +280,12 @@ pub fn derived_instance_id(public_key: &str, service: &str, address: &str) -> St
     h.update(address.as_bytes());
     let digest = h.finalize();
     digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest naming a bearer token without keeping it: what REST ownership records.
+pub fn token_digest(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d[..16])
 }
 
 /// A fresh random nonce for a challenge, URL-safe base64 of 24 bytes.

@@ -7,7 +7,9 @@
 //! - [`directory`]: the in-memory directory, isolated per network, with watch channels.
 //! - [`identity`]: Ed25519 keys of nodes and registries, and what a handshake signs.
 //! - [`protocol`]: the WebSocket protocol `netget/1` (see PROTOCOL.md).
-//! - [`config`]: how a registry is configured.
+//! - [`config`]: how a registry is configured (code, `netget.toml`, flags).
+//! - [`security`]: network policies, name ownership, the conditional filter, origins, rate limits.
+//! - [`tls`]: rustls for the registry's listener and for clients.
 //! - [`server`]: the registry: HTTP API and WebSocket endpoint on one port.
 //! - [`session`]: one WebSocket session on the registry.
 //! - [`client`]: the `Netget` client: registration, discovery with a cache, watches, failover.
@@ -25,8 +27,10 @@ pub mod identity;
 pub mod model;
 pub mod protocol;
 pub mod rest;
+pub mod security;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 pub use client::{DiscoverOptions, Netget, NetgetOptions, NodeType, Strategy, Watch};
 pub use config::RegistryConfig;

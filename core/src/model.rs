@@ -231,6 +231,13 @@ pub struct Registration {
     /// An active health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// Session registrations: the node's Ed25519 signature over
+    /// [`crate::identity::SignedFields::payload`], standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// When the node signed, milliseconds since the Unix epoch (part of what is signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<u64>,
 }
 
 impl Registration {
@@ -322,6 +329,16 @@ pub struct Instance {
     /// The declared active check, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// The registering node's public key (session registrations), shared by its instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<Arc<str>>,
+    /// The node's signature over the instance (see PROTOCOL.md, "Signed registrations"), so a
+    /// client can check that no registry altered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Box<str>>,
+    /// When the node signed, milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<u64>,
 }
 
 impl Instance {
@@ -346,6 +363,9 @@ impl Instance {
             registered_at: now_millis(),
             registry: Arc::from(registry),
             health: reg.health,
+            public_key: None,
+            signature: reg.signature.map(String::into_boxed_str),
+            signed_at: reg.signed_at,
         }
     }
 
@@ -364,6 +384,7 @@ impl Instance {
             || self.weight != other.weight
             || self.status != other.status
             || self.health != other.health
+            || self.signature != other.signature
     }
 }
 

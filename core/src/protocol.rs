@@ -153,6 +153,10 @@ pub enum ServerMessage {
         ping_interval: WireDuration,
         /// Silence longer than this ends the session and removes its instances.
         session_timeout: WireDuration,
+        /// The network's policy: `open`, `token` or `keys` (clients always verify instance
+        /// signatures in `keys` networks).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
     },
     /// A successful answer to request `id`.
     Result {

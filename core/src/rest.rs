@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -20,8 +21,9 @@ use crate::model::{Discovery, Instance, Registration, ServiceSummary};
 #[derive(Clone, Debug)]
 pub struct RestClient {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+    token: Option<String>,
 }
 
 /// Percent-encodes one path segment or query value.
@@ -30,29 +32,57 @@ fn enc(s: &str) -> String {
 }
 
 impl RestClient {
-    /// A client for the registry at `base` (`http://127.0.0.1:7700`).
+    /// A client for the registry at `base` (`http://127.0.0.1:7700`, `https://…`), trusting
+    /// the system's roots for https.
     pub fn new(base: &str) -> Result<RestClient> {
+        RestClient::with_tls(base, None)
+    }
+
+    /// The same, trusting only the CA in `ca` (PEM) for https when given.
+    pub fn with_tls(base: &str, ca: Option<&std::path::Path>) -> Result<RestClient> {
         let base = base.trim_end_matches('/');
         let base = if let Some(rest) = base.strip_prefix("ws://") {
             format!("http://{}", rest.trim_end_matches("/v1/ws"))
-        } else if base.starts_with("http://") {
+        } else if let Some(rest) = base.strip_prefix("wss://") {
+            format!("https://{}", rest.trim_end_matches("/v1/ws"))
+        } else if base.starts_with("http://") || base.starts_with("https://") {
             base.to_string()
-        } else if base.starts_with("https://") {
-            return Err(Error::InvalidInput(
-                "https registries are not supported by this build of the CLI yet; use http://"
-                    .into(),
-            ));
         } else {
             format!("http://{base}")
         };
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let tls = if base.starts_with("https://") {
+            (*crate::tls::client_config(ca)?).clone()
+        } else {
+            // Never used for http://, but the connector type wants one.
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        };
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(RestClient {
             base,
             client,
             timeout: Duration::from_secs(10),
+            token: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn token(mut self, token: Option<String>) -> RestClient {
+        self.token = token;
+        self
     }
 
     /// The registry's base URL.
@@ -92,12 +122,22 @@ impl RestClient {
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::InvalidInput(format!("bad request to {url}: {e}")))?;
         let fut = async {
             let resp = self.client.request(req).await.map_err(|e| {
-                Error::Unreachable(format!("cannot reach registry {}: {e}", self.base))
+                // hyper hides the cause (refused, TLS) in the source chain; show all of it.
+                let mut text = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(inner) = src {
+                    text = format!("{text}: {inner}");
+                    src = inner.source();
+                }
+                crate::tls::describe_tls_error(&self.base, &text)
             })?;
             let status = resp.status();
             let bytes = resp

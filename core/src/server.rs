@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -28,7 +28,9 @@ use crate::directory::{Directory, Owner};
 use crate::error::{Error, Result};
 use crate::identity::{NodeKey, REGISTRY_KEY_FILE};
 use crate::model::{Instance, InstanceId, NetworkName, Registration, ServiceName};
+use crate::security::{run_filter, FilterKind, FilterRequest, Guard, OriginPolicy};
 use crate::session;
+use crate::tls::{RegistryListener, RemoteAddr};
 
 /// State shared by every request and session of one registry.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct Shared {
     pub key: NodeKey,
     /// The registry's id (derived from its key): what nodes sign, what instances carry.
     pub registry_id: String,
+    /// Policies, name claims and per-IP limits.
+    pub guard: Guard,
     /// Source of session ids.
     next_session: AtomicU64,
     /// Caps concurrent sessions; a permit is held for a session's lifetime.
@@ -65,6 +69,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct RegistryHandle {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
@@ -76,9 +81,10 @@ impl RegistryHandle {
         self.addr
     }
 
-    /// `http://IP:PORT`, what clients use as a registry node.
+    /// `http://IP:PORT` (or `https://`), what clients use as a registry node.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The registry's id.
@@ -133,6 +139,8 @@ impl Registry {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Io(format!("listener has no address: {e}")))?;
+        let listener = RegistryListener::new(listener, config.tls.as_ref())?;
+        let tls = listener.is_tls();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = build_shared(config, shutdown_rx.clone())?;
         let mut stop = shutdown_rx;
@@ -141,6 +149,7 @@ impl Registry {
         }));
         Ok(RegistryHandle {
             addr,
+            tls,
             shared,
             shutdown_tx,
             task,
@@ -148,14 +157,38 @@ impl Registry {
     }
 }
 
+/// Refuses settings that would break every session (a zero timeout panics tokio's interval; a
+/// ping interval at or above the timeout closes live sessions).
+fn check_timing(c: &RegistryConfig) -> Result<()> {
+    if c.session_timeout.is_zero()
+        || c.ping_interval.is_zero()
+        || c.ping_interval >= c.session_timeout
+    {
+        return Err(Error::InvalidInput(format!(
+            "session timeout {:?} and ping interval {:?}: both must be above 0 and the ping interval below the timeout",
+            c.session_timeout, c.ping_interval
+        )));
+    }
+    if c.handshake_timeout.is_zero() || c.challenge_ttl.is_zero() {
+        return Err(Error::InvalidInput(
+            "handshake timeout and challenge TTL must be above 0".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn build_shared(config: RegistryConfig, shutdown_rx: watch::Receiver<bool>) -> Result<Arc<Shared>> {
+    check_timing(&config)?;
     let key = match &config.key {
         Some(k) => k.clone(),
         None => NodeKey::load_or_create(&config.data_dir, REGISTRY_KEY_FILE)?,
     };
     let registry_id = key.short_id();
-    let directory = Arc::new(Directory::new(&registry_id, &config.networks));
+    let names: Vec<NetworkName> = config.networks.iter().map(|n| n.name.clone()).collect();
+    let directory = Arc::new(Directory::new(&registry_id, &names));
+    let guard = Guard::new(&config.networks, config.limits.clone());
     Ok(Arc::new(Shared {
+        guard,
         directory,
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
         config,
@@ -168,21 +201,16 @@ fn build_shared(config: RegistryConfig, shutdown_rx: watch::Receiver<bool>) -> R
 
 /// Serves `listener` until `shutdown` resolves, then drains sessions.
 pub async fn run(
-    listener: TcpListener,
+    listener: RegistryListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), registry = %shared.registry_id, "registry listening");
+    tracing::info!(addr = ?axum::serve::Listener::local_addr(&listener).ok().map(|a| a.0), tls = listener.is_tls(), registry = %shared.registry_id, "registry listening");
     let reaper = tokio::spawn(reap(shared.clone()));
     let app = router(shared.clone());
-    // Small frames (events, answers) must leave at once: without TCP_NODELAY, Nagle's algorithm
-    // meets the peer's delayed ACK and a push can wait tens of milliseconds.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let serve = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<RemoteAddr>(),
     )
     .with_graceful_shutdown(shutdown);
     let served = serve.await;
@@ -229,7 +257,74 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/ws", get(ws))
         .fallback(not_found)
         .layer(body_limit)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
+}
+
+/// Every request passes here first: the per-IP rate limit, the browser origin check, and CORS
+/// headers (preflight included) for origins on the allow-list.
+async fn gate(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(e) = s.guard.take_ip(remote.0.ip()) {
+        return ApiError(e).into_response();
+    }
+    let origin = header(request.headers(), "origin");
+    let host = header(request.headers(), "host");
+    if !s.config.origins.allows(origin.as_deref(), host.as_deref()) {
+        return ApiError(OriginPolicy::refusal(origin.as_deref().unwrap_or(""))).into_response();
+    }
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&origin) {
+            h.insert("access-control-allow-origin", v);
+        }
+        h.insert("vary", HeaderValue::from_static("Origin"));
+        if preflight {
+            h.insert(
+                "access-control-allow-methods",
+                HeaderValue::from_static("GET, PUT, DELETE, OPTIONS"),
+            );
+            h.insert(
+                "access-control-allow-headers",
+                HeaderValue::from_static("authorization, content-type"),
+            );
+            h.insert("access-control-max-age", HeaderValue::from_static("600"));
+        }
+    }
+    response
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The bearer token of a request, if any.
+fn bearer(h: &HeaderMap) -> Option<String> {
+    let v = header(h, "authorization")?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// Who a REST caller is, for ownership: a digest of its token (never the token itself).
+fn rest_owner(token: Option<&str>, ttl: Duration) -> Owner {
+    Owner::Rest {
+        ttl,
+        token: token.map(|t| Arc::from(crate::identity::token_digest(t))),
+    }
 }
 
 /// An error as an HTTP answer: `{"error": {"code", "message"}}` with the fitting status.
@@ -269,27 +364,31 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn networks(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
+async fn networks(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Json<serde_json::Value> {
+    let token = bearer(&headers);
     let list: Vec<_> = s
         .directory
         .counts()
         .into_iter()
+        .filter(|(name, _)| s.guard.visible(name, token.as_deref()))
         .map(|(name, instances)| serde_json::json!({ "name": name, "instances": instances }))
         .collect();
     Json(serde_json::json!({ "networks": list }))
 }
 
-fn network_of(s: &Shared, raw: &str) -> Result<NetworkName> {
+/// The network named in the path, after checking the caller's token against its policy.
+fn network_of(s: &Shared, raw: &str, headers: &HeaderMap) -> Result<NetworkName> {
     let n = NetworkName::new(raw)?;
-    s.directory.check_network(&n)?;
+    s.guard.check_http(&n, bearer(headers).as_deref())?;
     Ok(n)
 }
 
 async fn services(
     State(s): State<Arc<Shared>>,
     Path(network): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let network = network_of(&s, &network)?;
+    let network = network_of(&s, &network, &headers)?;
     let services = s.directory.services(&network)?;
     Ok(Json(
         serde_json::json!({ "network": network, "services": services }),
@@ -333,8 +432,9 @@ async fn discover(
     State(s): State<Arc<Shared>>,
     Path((network, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let network = network_of(&s, &network)?;
+    let network = network_of(&s, &network, &headers)?;
     let name = ServiceName::new(&name)?;
     let q = parse_discover_query(query.as_deref())?;
     let found = s
@@ -348,9 +448,10 @@ fn instance_key(
     network: &str,
     name: &str,
     id: &str,
+    headers: &HeaderMap,
 ) -> Result<(NetworkName, ServiceName, InstanceId)> {
     Ok((
-        network_of(s, network)?,
+        network_of(s, network, headers)?,
         ServiceName::new(name)?,
         InstanceId::new(id)?,
     ))
@@ -386,18 +487,46 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 
 async fn register(
     State(s): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
     Path((network, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let (network, name, id) = instance_key(&s, &network, &name, &id)?;
+    let (network, name, id) = instance_key(&s, &network, &name, &id, &headers)?;
     let reg: Registration = parse_body(&s, body)?;
     reg.validate()?;
+    if reg.signature.is_some() {
+        return Err(Error::InvalidInput(
+            "signed registrations go over a WebSocket session, where the key is known".into(),
+        )
+        .into());
+    }
     let ttl = reg.ttl.map(|d| d.0).unwrap_or(s.config.default_ttl);
     if ttl.is_zero() {
         return Err(Error::InvalidInput("ttl must be more than 0".into()).into());
     }
+    let token = bearer(&headers);
+    run_filter(
+        s.config.filter.as_ref(),
+        FilterRequest {
+            kind: FilterKind::Register,
+            network: network.to_string(),
+            public_key: None,
+            origin: header(&headers, "origin"),
+            remote_addr: remote.0.to_string(),
+            token: token.clone(),
+            node_type: None,
+            service: Some(name.to_string()),
+            instance_id: Some(id.to_string()),
+            address: Some(reg.address.clone()),
+            metadata: reg.metadata.clone(),
+        },
+    )
+    .await?;
     let instance = Instance::from_registration(network, name, id, reg, &s.registry_id);
-    let done = s.directory.register(instance, Owner::Rest { ttl })?;
+    let done = s
+        .directory
+        .register(instance, rest_owner(token.as_deref(), ttl))?;
     let status = if done.created {
         StatusCode::CREATED
     } else {
@@ -409,25 +538,26 @@ async fn register(
 async fn heartbeat(
     State(s): State<Arc<Shared>>,
     Path((network, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<Arc<Instance>>> {
-    let key = instance_key(&s, &network, &name, &id)?;
-    Ok(Json(s.directory.heartbeat(&key)?))
+    let key = instance_key(&s, &network, &name, &id, &headers)?;
+    let by = rest_owner(bearer(&headers).as_deref(), s.config.default_ttl);
+    Ok(Json(s.directory.heartbeat(&key, &by)?))
 }
 
 async fn deregister(
     State(s): State<Arc<Shared>>,
     Path((network, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<Arc<Instance>>> {
-    let key = instance_key(&s, &network, &name, &id)?;
-    let by = Owner::Rest {
-        ttl: s.config.default_ttl,
-    };
+    let key = instance_key(&s, &network, &name, &id, &headers)?;
+    let by = rest_owner(bearer(&headers).as_deref(), s.config.default_ttl);
     Ok(Json(s.directory.deregister(&key, &by)?))
 }
 
 async fn ws(
     State(s): State<Arc<Shared>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
     headers: HeaderMap,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
@@ -453,7 +583,7 @@ async fn ws(
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {
-            session::serve(socket, s, remote, origin).await;
+            session::serve(socket, s, remote.0, origin).await;
             drop(permit);
         }))
 }

@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 use crate::directory::{InstanceKey, Owner};
 use crate::error::{Error, Result};
 use crate::identity::{self, derived_instance_id, hello_payload, PROTOCOL};
-use crate::model::{Instance, InstanceId, NetworkName, ServiceName, WireDuration};
+use crate::model::{Instance, InstanceId, NetworkName, Registration, ServiceName, WireDuration};
 use crate::protocol::{ClientMessage, ResultData, ServerMessage};
+use crate::security::{run_filter, FilterKind, FilterRequest, Policy, RateLimiter};
 use crate::server::Shared;
 
 /// How many outgoing frames may queue for one session before watch forwarders wait.
@@ -32,12 +33,15 @@ mod close {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const TIMEOUT: u16 = 4000;
+    pub const IDLE: u16 = 4001;
 }
 
 /// What the handshake established.
 struct Identity {
     network: NetworkName,
     public_key: Arc<str>,
+    /// The token of the hello, passed on to the filter.
+    token: Option<String>,
 }
 
 /// Serves one upgraded connection to its end.
@@ -50,7 +54,9 @@ pub async fn serve(
     let session_id = shared.next_session_id();
     let (sink, mut stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel::<Message>(OUTBOX);
-    let writer = tokio::spawn(write_loop(sink, out_rx));
+    // A peer that stops reading for as long as a silent one may live is treated like one.
+    let stall = shared.config.session_timeout;
+    let mut writer = tokio::spawn(write_loop(sink, out_rx, stall));
     tracing::debug!(session = session_id, %remote, ?origin, "session opened");
 
     let mut session = Session {
@@ -60,26 +66,40 @@ pub async fn serve(
         owned: HashSet::new(),
         watches: HashMap::new(),
         errors: 0,
+        remote,
+        origin,
+        limiter: RateLimiter::new(
+            shared.config.limits.session_rate,
+            shared.config.limits.session_burst,
+        ),
+        last_request: Instant::now(),
+        stall,
+        broken: false,
     };
     let outcome = match session.handshake(&mut stream).await {
         Ok(identity) => session.run(&mut stream, identity).await,
         Err((code, e)) => {
-            let _ = out_tx.send(text(&ServerMessage::error(None, &e))).await;
+            let _ = out_tx.try_send(text(&ServerMessage::error(None, &e)));
             (code, e.to_string())
         }
     };
     session.finish();
     let (code, reason) = outcome;
-    let _ = out_tx
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(truncate(&reason, 120)),
-        })))
-        .await;
+    // Never wait on a full outbox here: a peer that is not reading gets no close frame.
+    let _ = out_tx.try_send(Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(truncate(&reason, 120)),
+    })));
     drop(out_tx);
     drop(session);
-    // The writer ends once the close frame is out; bounded so a stuck peer cannot hold us.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // The writer ends once the close frame is out; bounded so a stuck peer cannot hold us,
+    // and aborted past the bound so its task and socket do not leak.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     tracing::debug!(session = session_id, code, reason, "session closed");
 }
 
@@ -95,32 +115,39 @@ fn text(m: &ServerMessage) -> Message {
     Message::Text(Utf8Bytes::from(m.to_text()))
 }
 
+/// Owns the socket's sending half. Every write is bounded by `stall`: a peer whose TCP window
+/// stays shut that long ends the writer, which ends the session.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut out_rx: mpsc::Receiver<Message>,
+    stall: Duration,
 ) {
     while let Some(msg) = out_rx.recv().await {
         let is_close = matches!(msg, Message::Close(_));
         // Batch what is already queued into one flush: under load this turns many small
         // writes into one syscall.
-        if sink.feed(msg).await.is_err() {
-            return;
-        }
-        let mut closing = is_close;
-        while !closing {
-            match out_rx.try_recv() {
-                Ok(m) => {
-                    closing = matches!(m, Message::Close(_));
-                    if sink.feed(m).await.is_err() {
-                        return;
+        let batch = async {
+            sink.feed(msg).await?;
+            let mut closing = is_close;
+            while !closing {
+                match out_rx.try_recv() {
+                    Ok(m) => {
+                        closing = matches!(m, Message::Close(_));
+                        sink.feed(m).await?;
                     }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        if sink.flush().await.is_err() || closing {
-            let _ = sink.close().await;
-            return;
+            sink.flush().await?;
+            Ok::<bool, axum::Error>(closing)
+        };
+        match tokio::time::timeout(stall, batch).await {
+            Ok(Ok(false)) => {}
+            Ok(Ok(true)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+                return;
+            }
+            Ok(Err(_)) | Err(_) => return,
         }
     }
 }
@@ -136,6 +163,16 @@ struct Session {
     watches: HashMap<ServiceName, JoinHandle<()>>,
     /// Refused messages so far; past the limit the session is closed.
     errors: u32,
+    remote: SocketAddr,
+    origin: Option<String>,
+    /// This session's request rate.
+    limiter: RateLimiter,
+    /// When the last request arrived, for the idle timeout.
+    last_request: Instant,
+    /// How long a send to the outbox may wait before the peer counts as not reading.
+    stall: Duration,
+    /// Set when the outbox refused a message: the peer stopped reading or the writer ended.
+    broken: bool,
 }
 
 type Stream = futures_util::stream::SplitStream<WebSocket>;
@@ -178,7 +215,8 @@ impl Session {
             public_key,
             nonce: answered,
             signature,
-            ..
+            node_type,
+            token,
         } = msg
         else {
             return Err((
@@ -201,23 +239,48 @@ impl Session {
                 "the hello answers a challenge that was not issued to this connection; sign the nonce of this connection's challenge".into(),
             )));
         }
-        if issued.elapsed() > timeout {
+        let ttl = self.shared.config.challenge_ttl;
+        if issued.elapsed() > ttl {
             return Err((
                 close::POLICY,
-                Error::ChallengeReplayed(format!(
-                    "the challenge expired ({timeout:?}); reconnect for a fresh one"
+                Error::ChallengeExpired(format!(
+                    "the challenge expired ({ttl:?} to answer it); reconnect for a fresh one"
                 )),
             ));
         }
-        self.shared
-            .directory
-            .check_network(&network)
-            .map_err(|e| (close::POLICY, e))?;
+        let policy = self
+            .shared
+            .guard
+            .policy(&network)
+            .map_err(|e| (close::POLICY, e))?
+            .name();
         identity::verify(
             &public_key,
             &hello_payload(&self.shared.registry_id, network.as_str(), &nonce),
             &signature,
         )
+        .map_err(|e| (close::POLICY, e))?;
+        self.shared
+            .guard
+            .check_session(&network, &public_key, token.as_deref())
+            .map_err(|e| (close::POLICY, e))?;
+        run_filter(
+            self.shared.config.filter.as_ref(),
+            FilterRequest {
+                kind: FilterKind::Handshake,
+                network: network.to_string(),
+                public_key: Some(public_key.clone()),
+                origin: self.origin.clone(),
+                remote_addr: self.remote.to_string(),
+                token: token.clone(),
+                node_type,
+                service: None,
+                instance_id: None,
+                address: None,
+                metadata: serde_json::Map::new(),
+            },
+        )
+        .await
         .map_err(|e| (close::POLICY, e))?;
         let welcome = ServerMessage::Welcome {
             session_id: self.id,
@@ -225,12 +288,14 @@ impl Session {
             registry_id: self.shared.registry_id.clone(),
             ping_interval: WireDuration(self.shared.config.ping_interval),
             session_timeout: WireDuration(self.shared.config.session_timeout),
+            policy: Some(policy.to_string()),
         };
         self.send(&welcome).await;
         tracing::debug!(session = self.id, %network, "handshake done");
         Ok(Identity {
             network,
             public_key: Arc::from(public_key),
+            token,
         })
     }
 
@@ -243,6 +308,12 @@ impl Session {
         let mut ping = tokio::time::interval(ping_every);
         let mut last_seen = Instant::now();
         loop {
+            if self.broken {
+                return (
+                    close::GOING_AWAY,
+                    "the peer is not reading its messages".into(),
+                );
+            }
             tokio::select! {
                 frame = stream.next() => {
                     last_seen = Instant::now();
@@ -263,6 +334,12 @@ impl Session {
                         self.send(&ServerMessage::error(None, &e)).await;
                         return (close::TOO_BIG, e.to_string());
                     }
+                    self.last_request = Instant::now();
+                    if let Err(e) = self.take_rate() {
+                        // Over the rate: refused, and it counts like garbage would.
+                        if let Some(end) = self.refuse(None, e).await { return end; }
+                        continue;
+                    }
                     match ClientMessage::parse(&text) {
                         Ok(msg) => {
                             let id = msg.request_id();
@@ -282,8 +359,14 @@ impl Session {
                     if last_seen.elapsed() + ping_every > timeout {
                         return (close::TIMEOUT, format!("no frame for {timeout:?}; session timed out"));
                     }
-                    if self.out_tx.send(Message::Ping(Default::default())).await.is_err() {
+                    // try_send: a full outbox means the peer is not reading, and the checks
+                    // here must run regardless.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.out_tx.try_send(Message::Ping(Default::default())) {
                         return (close::GOING_AWAY, "writer gone".into());
+                    }
+                    let idle = self.shared.config.limits.idle_timeout;
+                    if self.owned.is_empty() && self.watches.is_empty() && self.last_request.elapsed() > idle {
+                        return (close::IDLE, format!("idle for {idle:?} with nothing registered or watched"));
                     }
                 }
                 _ = stopping(&mut shutdown_rx) => {
@@ -293,18 +376,30 @@ impl Session {
         }
     }
 
+    /// Counts one request against this session's and its address's rates.
+    fn take_rate(&mut self) -> Result<()> {
+        if !self.limiter.try_take(Instant::now()) {
+            return Err(Error::RateLimited(format!(
+                "more than {} requests per second on this session; slow down",
+                self.shared.config.limits.session_rate
+            )));
+        }
+        self.shared.guard.take_ip(self.remote.ip())
+    }
+
     /// Answers one refused message; returns the close reason once the session has refused too
     /// many, so a flood of garbage costs the sender its session and nobody else anything.
     async fn refuse(&mut self, id: Option<u64>, e: Error) -> Option<(u16, String)> {
-        // Only garbage counts against the budget; a well-formed request that is refused
-        // (not found, forbidden) is ordinary traffic for a long-lived node.
+        // Only garbage and floods count against the budget; a well-formed request that is
+        // refused (not found, forbidden, over a per-session limit) is ordinary traffic for a
+        // long-lived node.
         if matches!(
             e,
             Error::MalformedJson(_)
                 | Error::UnknownMessage(_)
                 | Error::InvalidInput(_)
-                | Error::TooLarge(_)
                 | Error::Protocol(_)
+                | Error::RateLimited(_)
         ) {
             self.errors += 1;
         }
@@ -317,8 +412,11 @@ impl Session {
         })
     }
 
-    async fn send(&self, m: &ServerMessage) {
-        let _ = self.out_tx.send(text(m)).await;
+    async fn send(&mut self, m: &ServerMessage) {
+        let sent = tokio::time::timeout(self.stall, self.out_tx.send(text(m))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.broken = true;
+        }
     }
 
     async fn handle(&mut self, msg: ClientMessage, me: &Identity) -> Result<Option<ServerMessage>> {
@@ -335,6 +433,9 @@ impl Session {
                 instance,
             } => {
                 instance.validate()?;
+                self.shared
+                    .guard
+                    .check_service(&me.network, &me.public_key, &name)?;
                 let iid = match instance_id {
                     Some(i) => i,
                     None => InstanceId::new(&derived_instance_id(
@@ -343,13 +444,29 @@ impl Session {
                         &instance.address,
                     ))?,
                 };
-                let inst = Instance::from_registration(
+                self.check_signature(me, &name, &iid, &instance)?;
+                let filter_req = FilterRequest {
+                    kind: FilterKind::Register,
+                    network: me.network.to_string(),
+                    public_key: Some(me.public_key.to_string()),
+                    origin: self.origin.clone(),
+                    remote_addr: self.remote.to_string(),
+                    token: me.token.clone(),
+                    node_type: None,
+                    service: Some(name.to_string()),
+                    instance_id: Some(iid.to_string()),
+                    address: Some(instance.address.clone()),
+                    metadata: instance.metadata.clone(),
+                };
+                run_filter(self.shared.config.filter.as_ref(), filter_req).await?;
+                let mut inst = Instance::from_registration(
                     me.network.clone(),
                     name,
                     iid,
                     instance,
                     &self.shared.registry_id,
                 );
+                inst.public_key = Some(me.public_key.clone());
                 let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
                 let limit = self.shared.config.max_instances_per_session;
                 if self.owned.len() >= limit && !self.owned.contains(&key) {
@@ -432,6 +549,47 @@ impl Session {
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Ping { id } => Ok(Some(ServerMessage::Pong { id })),
+        }
+    }
+
+    /// A signed registration must be signed by this session's key over exactly what it says;
+    /// in `keys` networks every registration must be signed.
+    fn check_signature(
+        &self,
+        me: &Identity,
+        name: &ServiceName,
+        id: &InstanceId,
+        reg: &Registration,
+    ) -> Result<()> {
+        match (&reg.signature, reg.signed_at) {
+            (Some(sig), Some(at)) => {
+                let payload = identity::SignedFields::of_registration(
+                    me.network.as_str(),
+                    name.as_str(),
+                    id.as_str(),
+                    reg,
+                    at,
+                )
+                .payload();
+                identity::verify(&me.public_key, &payload, sig).map_err(|_| {
+                    Error::Unauthorized(
+                        "the registration's signature does not match its contents and this session's key".into(),
+                    )
+                })
+            }
+            (None, None) => {
+                if matches!(self.shared.guard.policy(&me.network)?, Policy::Keys { .. }) {
+                    Err(Error::Unauthorized(format!(
+                        "network {:?} accepts only signed registrations (signature and signedAt)",
+                        me.network.as_str()
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(Error::InvalidInput(
+                "signature and signedAt go together".into(),
+            )),
         }
     }
 

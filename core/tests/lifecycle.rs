@@ -260,12 +260,9 @@ async fn rest_registration_without_heartbeat_expires_after_its_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn networks_are_isolated_for_discovery_watch_and_removal() {
-    let (reg, _dir) = common::registry_with(|mut c: RegistryConfig| {
-        c.networks = vec![
-            netget::model::NetworkName::new("development").unwrap(),
-            netget::model::NetworkName::new("production").unwrap(),
-        ];
-        c
+    let (reg, _dir) = common::registry_with(|c: RegistryConfig| {
+        c.with_open_networks(&["development", "production"])
+            .unwrap()
     })
     .await;
     let url = reg.url();

@@ -2,6 +2,7 @@
 //! and receive protocol messages. The [`Netget`](super::Netget) client and the load tool build on
 //! it; it knows nothing of failover or caching.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -29,6 +30,8 @@ pub struct Welcome {
     pub ping_interval: Duration,
     /// The registry's liveness timeout.
     pub session_timeout: Duration,
+    /// The network's policy (`open`, `token`, `keys`).
+    pub policy: String,
 }
 
 /// An open, authenticated session.
@@ -67,44 +70,67 @@ pub fn ws_url(registry: &str) -> Result<String> {
     }
 }
 
+/// What a node needs to open a session.
+#[derive(Clone)]
+pub struct Dial {
+    /// The network to join.
+    pub network: NetworkName,
+    /// The node's key.
+    pub key: NodeKey,
+    /// A join token, for networks that need one.
+    pub token: Option<String>,
+    /// `service` or `client`.
+    pub node_type: &'static str,
+    /// rustls configuration for `wss://` (system roots when absent).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Bound on connecting plus the handshake.
+    pub timeout: Duration,
+}
+
+impl Dial {
+    /// Defaults for `network` with a fresh key: no token, system roots, 10 s.
+    pub fn new(network: NetworkName, key: NodeKey) -> Dial {
+        Dial {
+            network,
+            key,
+            token: None,
+            node_type: "service",
+            tls: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Connection {
-    /// Connects to `registry` and completes the handshake for `network`, within `timeout`.
-    pub async fn open(
-        registry: &str,
-        network: &NetworkName,
-        key: &NodeKey,
-        token: Option<&str>,
-        node_type: &str,
-        timeout: Duration,
-    ) -> Result<Connection> {
+    /// Connects to `registry` and completes the handshake, within `dial.timeout`.
+    pub async fn open(registry: &str, dial: &Dial) -> Result<Connection> {
         let url = ws_url(registry)?;
-        tokio::time::timeout(
-            timeout,
-            Connection::open_inner(url.clone(), network, key, token, node_type),
-        )
-        .await
-        .map_err(|_| {
-            Error::Unreachable(format!(
-                "registry {url} did not complete the handshake within {timeout:?}"
-            ))
-        })?
+        tokio::time::timeout(dial.timeout, Connection::open_inner(url.clone(), dial))
+            .await
+            .map_err(|_| {
+                Error::Unreachable(format!(
+                    "registry {url} did not complete the handshake within {:?}",
+                    dial.timeout
+                ))
+            })?
     }
 
-    async fn open_inner(
-        url: String,
-        network: &NetworkName,
-        key: &NodeKey,
-        token: Option<&str>,
-        node_type: &str,
-    ) -> Result<Connection> {
+    async fn open_inner(url: String, dial: &Dial) -> Result<Connection> {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(16 << 20);
+        let connector = if url.starts_with("wss://") {
+            let tls = match &dial.tls {
+                Some(t) => t.clone(),
+                None => crate::tls::client_config(None)?,
+            };
+            Some(tokio_tungstenite::Connector::Rustls(tls))
+        } else {
+            None
+        };
         let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+            tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), true, connector)
                 .await
-                .map_err(|e| {
-                    Error::Unreachable(format!("cannot connect to registry {url}: {e}"))
-                })?;
+                .map_err(|e| crate::tls::describe_tls_error(&url, &e))?;
         let challenge = recv(&mut socket).await?;
         let (registry_id, nonce) = match challenge {
             ServerMessage::Challenge {
@@ -127,14 +153,17 @@ impl Connection {
                 )))
             }
         };
+        let network = &dial.network;
         let hello = ClientMessage::Hello {
             protocol: PROTOCOL.to_string(),
             network: network.clone(),
-            public_key: key.public_key(),
-            signature: key.sign(&hello_payload(&registry_id, network.as_str(), &nonce)),
+            public_key: dial.key.public_key(),
+            signature: dial
+                .key
+                .sign(&hello_payload(&registry_id, network.as_str(), &nonce)),
             nonce,
-            node_type: Some(node_type.to_string()),
-            token: token.map(str::to_string),
+            node_type: Some(dial.node_type.to_string()),
+            token: dial.token.clone(),
         };
         send(&mut socket, &hello).await?;
         match recv(&mut socket).await? {
@@ -143,6 +172,7 @@ impl Connection {
                 registry_id,
                 ping_interval,
                 session_timeout,
+                policy,
                 ..
             } => Ok(Connection {
                 socket,
@@ -151,6 +181,7 @@ impl Connection {
                     registry_id,
                     ping_interval: ping_interval.0,
                     session_timeout: session_timeout.0,
+                    policy: policy.unwrap_or_else(|| "open".into()),
                 },
                 url,
             }),

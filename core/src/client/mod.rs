@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 pub use connection::{
-    recv as recv_message, send as send_message, ws_url, Connection, Socket, Welcome,
+    recv as recv_message, send as send_message, ws_url, Connection, Dial, Socket, Welcome,
 };
 
 use crate::config::DEFAULT_REGISTRY_URL;
@@ -129,6 +129,15 @@ pub struct NetgetOptions {
     pub health: Option<HealthCheck>,
     /// Join token for networks that need one.
     pub token: Option<String>,
+    /// A CA certificate (PEM) to trust for `https://`/`wss://` registries instead of the
+    /// system's roots.
+    pub tls_ca: Option<PathBuf>,
+    /// Verify every instance's signature, whatever the network's policy (always done in `keys`
+    /// networks). Instances that fail are left out of discovery and watches.
+    pub verify: bool,
+    /// Per service name, the public keys allowed to sign its instances: with this, not even a
+    /// compromised registry can hand out an address for the service.
+    pub trusted_keys: HashMap<String, Vec<String>>,
     /// Bound on every call that goes to a registry.
     pub request_timeout: Duration,
     /// Bound on connecting to one registry node.
@@ -146,6 +155,9 @@ impl Default for NetgetOptions {
             data_dir: Some(PathBuf::from("./netget-data")),
             health: None,
             token: None,
+            tls_ca: None,
+            verify: false,
+            trusted_keys: HashMap::new(),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
         }
@@ -176,6 +188,8 @@ impl NetgetOptions {
 
     /// The service name, instance id and registration that `metadata` describes.
     fn registration(&self, key: &NodeKey) -> Result<(ServiceName, InstanceId, Registration)> {
+        // Validate the network here too: the signature covers it.
+        NetworkName::new(&self.network)?;
         let mut meta = self.metadata.clone();
         let take_str = |meta: &mut serde_json::Map<_, _>, k: &str| -> Result<Option<String>> {
             match meta.remove(k) {
@@ -225,8 +239,24 @@ impl NetgetOptions {
             weight,
             ttl: None,
             health: self.health.clone(),
+            signature: None,
+            signed_at: None,
         };
         reg.validate()?;
+        let signed_at = crate::model::now_millis();
+        let payload = crate::identity::SignedFields::of_registration(
+            &self.network,
+            name.as_str(),
+            id.as_str(),
+            &reg,
+            signed_at,
+        )
+        .payload();
+        let reg = Registration {
+            signature: Some(key.sign(&payload)),
+            signed_at: Some(signed_at),
+            ..reg
+        };
         Ok((name, id, reg))
     }
 }
@@ -266,8 +296,12 @@ impl Drop for WatchGuard {
     }
 }
 
-/// Events a watcher can fall behind by before further ones are dropped for it.
+/// Events a watcher can fall behind by before its watch is ended.
 const WATCHER_BUFFER: usize = 4096;
+
+/// Most service names discovery keeps subscribed for its cache; beyond, it asks the registry
+/// each time. Below the registry's default per-session watch limit.
+const MAX_CACHED_SERVICES: usize = 512;
 
 /// One service as the client knows it.
 #[derive(Default)]
@@ -278,6 +312,8 @@ struct CachedService {
     subscribers: Vec<(u64, mpsc::Sender<WatchEvent>)>,
     /// Callers waiting for the first snapshot.
     waiters: Vec<oneshot::Sender<Result<()>>>,
+    /// A `watch` for this name is sent or queued and not yet refused.
+    requested: bool,
 }
 
 impl CachedService {
@@ -285,8 +321,10 @@ impl CachedService {
         self.subscribers.retain(|(_, tx)| match tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(service = %event.instance.name, "a watcher is not keeping up; event dropped");
-                true
+                // Dropping one event would leave this watcher with a wrong view for good;
+                // ending its stream tells it so (it sees `None` once it has drained).
+                tracing::warn!(service = %event.instance.name, "a watcher fell {WATCHER_BUFFER} events behind; its watch is ended");
+                false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
@@ -420,6 +458,11 @@ struct Inner {
     options: NetgetOptions,
     network: NetworkName,
     key: NodeKey,
+    /// How sessions are opened (network, key, token, TLS).
+    dial: Dial,
+    /// Whether instances must carry a valid signature (the network's policy is `keys`, or
+    /// `options.verify`); set from each session's welcome.
+    verify: std::sync::atomic::AtomicBool,
     registries: Mutex<Vec<String>>,
     services: RwLock<HashMap<ServiceName, CachedService>>,
     /// What this node registered, re-sent on every reconnection.
@@ -438,6 +481,23 @@ impl Inner {
 
     fn read_services(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ServiceName, CachedService>> {
         self.services.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an instance from the registry may be used: when verification is on (a `keys`
+    /// network, `verify`, or trusted keys pinned for the service) its signature must hold.
+    fn admits(&self, instance: &Instance) -> bool {
+        let trusted = self.options.trusted_keys.get(instance.name.as_str());
+        if !self.verify.load(Ordering::Relaxed) && trusted.is_none() {
+            return true;
+        }
+        match crate::identity::verify_instance(instance, trusted.map(Vec::as_slice).unwrap_or(&[]))
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "instance rejected by verification");
+                false
+            }
+        }
     }
 
     fn registries(&self) -> Vec<String> {
@@ -496,15 +556,29 @@ impl Netget {
             (None, Some(dir)) => NodeKey::load_or_create(dir, NODE_KEY_FILE)?,
             (None, None) => NodeKey::generate()?,
         };
+        let tls = match &options.tls_ca {
+            Some(ca) => Some(crate::tls::client_config(Some(ca))?),
+            None => None,
+        };
+        let dial = Dial {
+            network: network.clone(),
+            key: key.clone(),
+            token: options.token.clone(),
+            node_type: options.node_type.as_str(),
+            tls,
+            timeout: options.connect_timeout,
+        };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Internal("Netget::new must be called inside a tokio runtime".into())
         })?;
         let (state_tx, _) = tokio::sync::watch::channel(ConnState::Connecting);
         let inner = Arc::new(Inner {
             registries: Mutex::new(options.registry_nodes.clone()),
+            verify: std::sync::atomic::AtomicBool::new(options.verify),
             options,
             network,
             key,
+            dial,
             services: RwLock::new(HashMap::new()),
             registered: Mutex::new(None),
             state_tx,
@@ -594,7 +668,11 @@ impl Netget {
                 "unexpected answer to register: {other:?}"
             ))),
             Err(e) => {
-                self.inner.set_registered(None);
+                // A refusal is final; a timeout or lost connection is not (the registration
+                // may yet land, and is re-sent on the next session), so keep it then.
+                if !matches!(e, Error::Timeout(_) | Error::Unreachable(_)) {
+                    self.inner.set_registered(None);
+                }
                 Err(e)
             }
         }
@@ -693,8 +771,14 @@ impl Netget {
         options: &DiscoverOptions,
     ) -> Result<Vec<Arc<Instance>>> {
         let service = ServiceName::new(name)?;
-        if options.cached {
-            self.ensure_cached(&service).await?;
+        // A registry that refuses one more watch (its per-session limit) still answers queries.
+        let cached = options.cached
+            && match self.ensure_cached(&service).await {
+                Ok(cached) => cached,
+                Err(Error::TooLarge(_)) => false,
+                Err(e) => return Err(e),
+            };
+        if cached {
             let services = self.inner.read_services();
             if let Some(c) = services.get(name).filter(|c| c.ready) {
                 return Ok(c
@@ -713,37 +797,51 @@ impl Netget {
             })
             .await?
         {
-            ResultData::Discovery(d) => Ok(d.instances),
+            ResultData::Discovery(mut d) => {
+                d.instances.retain(|i| self.inner.admits(i));
+                Ok(d.instances)
+            }
             other => Err(Error::Protocol(format!(
                 "unexpected answer to discover: {other:?}"
             ))),
         }
     }
 
-    /// Subscribes to `name` at the registry (once) and waits for its first snapshot.
-    async fn ensure_cached(&self, name: &ServiceName) -> Result<()> {
+    /// Subscribes to `name` at the registry (once) and waits for its first snapshot. Returns
+    /// `false` when the cache is full of other names: the caller asks the registry instead.
+    async fn ensure_cached(&self, name: &ServiceName) -> Result<bool> {
         let waiter = {
             let mut services = self.inner.write_services();
-            let fresh = !services.contains_key(name);
+            if !services.contains_key(name) && services.len() >= MAX_CACHED_SERVICES {
+                return Ok(false);
+            }
             let entry = services.entry(name.clone()).or_default();
             if entry.ready {
-                return Ok(());
+                return Ok(true);
             }
             let (tx, rx) = oneshot::channel();
             entry.waiters.push(tx);
-            if fresh {
-                self.cmd_tx
-                    .send(Command::Watch { name: name.clone() })
-                    .map_err(|_| Error::Closed("this node was stopped".into()))?;
-            }
+            self.request_watch(name, entry)?;
             rx
         };
         let timeout = self.inner.options.request_timeout;
         match tokio::time::timeout(timeout, waiter).await {
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => r.map(|()| true),
             Ok(Err(_)) => Err(Error::Closed("this node was stopped".into())),
             Err(_) => Err(Error::timeout("waiting for the registry's answer", timeout)),
         }
+    }
+
+    /// Asks the actor to subscribe to `name` unless a subscription is already on its way (a
+    /// refused one is asked again by the next caller).
+    fn request_watch(&self, name: &ServiceName, entry: &mut CachedService) -> Result<()> {
+        if entry.requested {
+            return Ok(());
+        }
+        entry.requested = true;
+        self.cmd_tx
+            .send(Command::Watch { name: name.clone() })
+            .map_err(|_| Error::Closed("this node was stopped".into()))
     }
 
     /// Watches `name`: the returned [`Watch`] yields `up` for each current instance, then every
@@ -754,7 +852,6 @@ impl Netget {
         let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         {
             let mut services = self.inner.write_services();
-            let fresh = !services.contains_key(&service);
             let entry = services.entry(service.clone()).or_default();
             if entry.ready {
                 for inst in entry.instances.values() {
@@ -765,12 +862,8 @@ impl Netget {
                 }
             }
             entry.subscribers.push((sub, events_tx));
-            if fresh {
-                self.cmd_tx
-                    .send(Command::Watch {
-                        name: service.clone(),
-                    })
-                    .map_err(|_| Error::Closed("this node was stopped".into()))?;
+            if !entry.ready {
+                self.request_watch(&service, entry)?;
             }
         }
         Ok(Watch {
@@ -890,7 +983,7 @@ impl Actor {
         loop {
             match self.connect_round().await {
                 Ok(conn) => {
-                    backoff.reset();
+                    let up_since = Instant::now();
                     let url = conn.url.clone();
                     tracing::debug!(registry = %url, "session up");
                     self.inner
@@ -902,7 +995,7 @@ impl Actor {
                         Ended::Lost(e) => {
                             tracing::info!(registry = %url, error = %e, "lost registry; failing over")
                         }
-                        Ended::Reconnect => {}
+                        Ended::Reconnect => continue,
                         Ended::Stopped(done_tx) => {
                             self.shutdown();
                             let _ = done_tx.send(());
@@ -912,6 +1005,14 @@ impl Actor {
                             self.shutdown();
                             return;
                         }
+                    }
+                    // Only a session that held for a while proves the registry healthy; one that
+                    // keeps dropping right after the handshake must not be hammered.
+                    if up_since.elapsed() >= STABLE_SESSION {
+                        backoff.reset();
+                    }
+                    if !self.pause(backoff.next(), None).await {
+                        return;
                     }
                 }
                 Err(e) => {
@@ -925,20 +1026,40 @@ impl Actor {
                             let _ = w.send(Err(e.clone()));
                         }
                     }
-                    let pause = backoff.next();
-                    let deadline = tokio::time::Instant::now() + pause;
-                    loop {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(deadline) => break,
-                            cmd = self.cmd_rx.recv() => match cmd {
-                                None => { self.shutdown(); return; }
-                                Some(Command::Stop { done_tx }) => { self.shutdown(); let _ = done_tx.send(()); return; }
-                                Some(Command::Call { reply_tx, .. }) => { let _ = reply_tx.send(Err(e.clone())); }
-                                Some(Command::Watch { .. }) | Some(Command::Reconnect) => {}
-                            },
-                        }
+                    if !self.pause(backoff.next(), Some(&e)).await {
+                        return;
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits `pause` before the next connection attempt while still taking commands: calls are
+    /// answered with `failing` when no registry answered, or queued for the next session.
+    /// Returns `false` when the actor must end.
+    async fn pause(&mut self, pause: Duration, failing: Option<&Error>) -> bool {
+        let deadline = tokio::time::Instant::now() + pause;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return true,
+                cmd = self.cmd_rx.recv() => match cmd {
+                    None => {
+                        self.shutdown();
+                        return false;
+                    }
+                    Some(Command::Stop { done_tx }) => {
+                        self.shutdown();
+                        let _ = done_tx.send(());
+                        return false;
+                    }
+                    Some(Command::Call { request, reply_tx }) => match failing {
+                        Some(e) => {
+                            let _ = reply_tx.send(Err(e.clone()));
+                        }
+                        None => self.queued.push_back((request, reply_tx)),
+                    },
+                    Some(Command::Watch { .. }) | Some(Command::Reconnect) => {}
+                },
             }
         }
     }
@@ -963,39 +1084,29 @@ impl Actor {
         if nodes.is_empty() {
             return Err(Error::Unreachable("no registry nodes configured".into()));
         }
-        let opts = &self.inner.options;
         let mut errors = Vec::new();
+        let mut refusal = None;
         for k in 0..nodes.len() {
             let idx = (self.cursor + k) % nodes.len();
-            match Connection::open(
-                &nodes[idx],
-                &self.inner.network,
-                &self.inner.key,
-                opts.token.as_deref(),
-                opts.node_type.as_str(),
-                opts.connect_timeout,
-            )
-            .await
-            {
+            match Connection::open(&nodes[idx], &self.inner.dial).await {
                 Ok(c) => {
                     self.cursor = idx;
                     return Ok(c);
                 }
                 Err(e) => {
-                    // A refusal (bad network, bad credentials) is not a reachability problem:
-                    // report it as it is.
-                    if !matches!(e, Error::Unreachable(_)) {
-                        return Err(e);
-                    }
                     errors.push(e.to_string());
+                    // A refusal (bad network, bad credentials) is not a reachability problem:
+                    // if every node fails, report it as it is. Either way, try the next node.
+                    if !matches!(e, Error::Unreachable(_)) {
+                        refusal = Some(e);
+                    }
                 }
             }
         }
         self.cursor = (self.cursor + 1) % nodes.len();
-        Err(Error::Unreachable(format!(
-            "no registry node reachable: {}",
-            errors.join("; ")
-        )))
+        Err(refusal.unwrap_or_else(|| {
+            Error::Unreachable(format!("no registry node reachable: {}", errors.join("; ")))
+        }))
     }
 
     fn take_id(&mut self) -> u64 {
@@ -1024,7 +1135,11 @@ impl Actor {
             );
             pending.insert(id, Pending::Reregister);
         }
-        let watched: Vec<ServiceName> = self.inner.read_services().keys().cloned().collect();
+        let watched: Vec<ServiceName> = {
+            let mut services = self.inner.write_services();
+            services.values_mut().for_each(|c| c.requested = true);
+            services.keys().cloned().collect()
+        };
         for name in watched {
             let id = self.take_id();
             outgoing.push(ClientMessage::Watch {
@@ -1181,6 +1296,7 @@ impl Actor {
                     Some(Pending::Snapshot(name)) => {
                         let mut services = self.inner.write_services();
                         if let Some(c) = services.get_mut(&name) {
+                            c.requested = false;
                             for w in c.waiters.drain(..) {
                                 let _ = w.send(Err(e.clone()));
                             }
@@ -1196,9 +1312,17 @@ impl Actor {
                 }
             }
             ServerMessage::Event { name, event } => {
+                let mut event = (*event).clone();
+                if event.kind != EventKind::Down && !self.inner.admits(&event.instance) {
+                    // An instance that fails verification is, for this client, gone.
+                    event.kind = EventKind::Down;
+                }
                 let mut services = self.inner.write_services();
                 if let Some(c) = services.get_mut(&name) {
-                    c.apply_event((*event).clone());
+                    if event.kind != EventKind::Down || c.instances.contains_key(&event.instance.id)
+                    {
+                        c.apply_event(event);
+                    }
                 }
             }
             ServerMessage::Snapshot { name, instances } => self.snapshot(&name, instances),
@@ -1208,7 +1332,8 @@ impl Actor {
         }
     }
 
-    fn snapshot(&self, name: &ServiceName, instances: Vec<Arc<Instance>>) {
+    fn snapshot(&self, name: &ServiceName, mut instances: Vec<Arc<Instance>>) {
+        instances.retain(|i| self.inner.admits(i));
         let mut services = self.inner.write_services();
         if let Some(c) = services.get_mut(name) {
             c.apply_snapshot(instances);
@@ -1235,6 +1360,9 @@ async fn send_msg(
         .await
         .map_err(|e| Error::Unreachable(format!("send failed: {e}")))
 }
+
+/// A session that stayed up this long resets the reconnect backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// Exponential backoff with full jitter, 100 ms doubling to 5 s.
 struct Backoff {

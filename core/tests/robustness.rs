@@ -1,0 +1,187 @@
+//! Regressions from review: slow or frozen peers, refusing registries, refused watches and
+//! reconnect storms must not break liveness, failover or discovery.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use netget::directory::Owner;
+use netget::identity::NodeKey;
+use netget::model::{InstanceId, NetworkName, ServiceName};
+use netget::protocol::ServerMessage;
+use netget::{Instance, Netget, NetgetOptions, Registration};
+
+fn inst(name: &str, id: &str, pad: usize) -> Instance {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("pad".into(), "x".repeat(pad).into());
+    Instance::from_registration(
+        NetworkName::new("development").unwrap(),
+        ServiceName::new(name).unwrap(),
+        InstanceId::new(id).unwrap(),
+        Registration {
+            address: format!("http://127.0.0.1/{id}"),
+            metadata,
+            ..Default::default()
+        },
+        "r",
+    )
+}
+
+fn client(urls: &[&str], timeout: Duration) -> Netget {
+    let mut o = NetgetOptions::client(urls);
+    o.data_dir = None;
+    o.request_timeout = timeout;
+    Netget::new(o).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_watcher_of_a_busy_service_is_still_timed_out() {
+    let (reg, _d) = common::registry_with(|c| c.with_session_timeout(Duration::from_secs(1))).await;
+    // A tiny receive buffer so the registry's writes back up quickly once we stop reading.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(reg.local_addr()).await.unwrap();
+    let url = format!("ws://{}/v1/ws", reg.local_addr());
+    let (mut s, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+    let (rid, nonce) = match common::raw_recv(&mut s).await {
+        ServerMessage::Challenge {
+            registry_id, nonce, ..
+        } => (registry_id, nonce),
+        o => panic!("{o:?}"),
+    };
+    common::raw_send(
+        &mut s,
+        &common::hello(&NodeKey::generate().unwrap(), &rid, "development", &nonce),
+    )
+    .await;
+    common::raw_recv(&mut s).await;
+    common::raw_send(
+        &mut s,
+        r#"{"type":"register","id":1,"name":"victim","instanceId":"v1","instance":{"address":"http://x:1"}}"#,
+    )
+    .await;
+    common::raw_recv(&mut s).await;
+    common::raw_send(&mut s, r#"{"type":"watch","id":2,"name":"churn"}"#).await;
+    common::raw_recv(&mut s).await;
+    // From here the peer neither reads nor writes, its socket open: frozen.
+    let dir = reg.directory().clone();
+    let rest = Owner::Rest {
+        ttl: Duration::from_secs(60),
+        token: None,
+    };
+    for i in 0..6000 {
+        dir.register(
+            inst("churn", &format!("c{}", i % 4), 7000 + i % 7),
+            rest.clone(),
+        )
+        .unwrap();
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let victim = ServiceName::new("victim").unwrap();
+    let net = NetworkName::new("development").unwrap();
+    let gone = common::wait_until(Duration::from_secs(6), || async {
+        dir.discover(&net, &victim, false, &[])
+            .unwrap()
+            .instances
+            .is_empty()
+    })
+    .await;
+    drop(s);
+    assert!(
+        gone.is_some(),
+        "a frozen node must be removed even when its outbox is full"
+    );
+    tokio::time::timeout(Duration::from_secs(10), reg.shutdown())
+        .await
+        .expect("shutdown hangs")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_first_registry_does_not_block_failover_to_the_second() {
+    let (bad, _d1) =
+        common::registry_with(|c| c.with_open_networks(&["production"]).unwrap()).await;
+    let (good, _d2) = common::registry().await;
+    let node = client(&[&bad.url(), &good.url()], Duration::from_secs(5));
+    let url = node.start().await.unwrap();
+    assert_eq!(url, netget::client::ws_url(&good.url()).unwrap());
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_falls_back_to_the_registry_when_a_watch_is_refused() {
+    let (reg, _d) = common::registry_with(|mut c| {
+        c.max_watches_per_session = 1;
+        c
+    })
+    .await;
+    let node = client(&[&reg.url()], Duration::from_secs(5));
+    node.start().await.unwrap();
+    let _a = node.watch("a").unwrap();
+    node.discover_service_nodes("a", &Default::default())
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(2),
+        node.discover_service_nodes("b", &Default::default()),
+    )
+    .await;
+    assert!(matches!(r, Ok(Ok(ref v)) if v.is_empty()), "{r:?}");
+    node.stop().await.unwrap();
+}
+
+/// A fake registry that completes every handshake and then closes the session at once,
+/// counting connections: a client must back off instead of reconnecting in a tight loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_keeps_dropping_sessions_is_not_hammered() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let challenge = serde_json::json!({"type":"challenge","protocol":"netget/1","registryId":"fake","nonce":"n","expiresIn":"10s"});
+                let _ = ws
+                    .send(tokio_tungstenite::tungstenite::Message::text(
+                        challenge.to_string(),
+                    ))
+                    .await;
+                let _ = ws.next().await;
+                let welcome = serde_json::json!({"type":"welcome","sessionId":1,"network":"development","registryId":"fake","pingInterval":"1s","sessionTimeout":"5s"});
+                let _ = ws
+                    .send(tokio_tungstenite::tungstenite::Message::text(
+                        welcome.to_string(),
+                    ))
+                    .await;
+                let _ = ws.close(None).await;
+            });
+        }
+    });
+    let node = client(&[&url], Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.stop().await.unwrap();
+    server.abort();
+    let n = count.load(Ordering::SeqCst);
+    // Backoff from 100 ms doubling gives about 6 attempts in 2 s; a tight loop gives hundreds.
+    assert!(
+        n <= 12,
+        "{n} connections in 2 s: no backoff between lost sessions"
+    );
+    assert!(n >= 2, "the client must keep retrying: {n}");
+}
