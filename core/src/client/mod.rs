@@ -1118,6 +1118,10 @@ impl Actor {
         let Connection {
             socket, welcome, ..
         } = conn;
+        self.inner.verify.store(
+            self.inner.options.verify || welcome.policy == "keys",
+            Ordering::Relaxed,
+        );
         let (mut sink, mut stream) = socket.split();
         let mut pending: HashMap<u64, Pending> = HashMap::new();
         let mut outgoing: Vec<ClientMessage> = Vec::new();
