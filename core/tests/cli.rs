@@ -241,3 +241,138 @@ fn the_demo_runs_the_main_job_end_to_end() {
     assert!(out.contains("watcher saw: down"), "{out}");
     assert!(out.contains("greeter instances now: 1"), "{out}");
 }
+
+#[test]
+fn a_registry_from_a_config_file_enforces_its_token_policy_on_cli_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("netget.toml");
+    std::fs::write(
+        &config,
+        "[[network]]\nname = \"development\"\n\n[[network]]\nname = \"production\"\npolicy = \"token\"\ntokens_env = \"TEST_PROD_TOKENS\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(common::bin())
+        .args([
+            "registry",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+        ])
+        .arg(dir.path().join("data"))
+        .env("TEST_PROD_TOKENS", "cli-secret-token")
+        .env("NETGET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("production (token)"), "{line}");
+
+    let o = netget(&[
+        "register",
+        "api",
+        "--address",
+        "http://127.0.0.1:1",
+        "--network",
+        "production",
+        "--registry",
+        &url,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NETGET_UNAUTHORIZED"));
+    ok(&[
+        "register",
+        "api",
+        "--address",
+        "http://127.0.0.1:1",
+        "--network",
+        "production",
+        "--token",
+        "cli-secret-token",
+        "--registry",
+        &url,
+    ]);
+    let out = Command::new(common::bin())
+        .args([
+            "discover",
+            "api",
+            "--json",
+            "--network",
+            "production",
+            "--registry",
+            &url,
+        ])
+        .env("NETGET_TOKEN", "cli-secret-token")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["instances"].as_array().unwrap().len(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_bad_config_file_stops_the_registry_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("netget.toml");
+    std::fs::write(
+        &config,
+        "[[network]]\nname = \"production\"\npolicy = \"token\"\n",
+    )
+    .unwrap();
+    let o = netget(&[
+        "registry",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("NETGET_INVALID_INPUT") && err.contains("no tokens"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_cli_speaks_tls_with_a_given_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::make_pki(pki.path());
+    let registry = common::spawn_registry(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let url = registry.url.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    ok(&[
+        "register",
+        "tls-web",
+        "--address",
+        "https://127.0.0.1:1",
+        "--registry",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    let out = ok(&["services", "--registry", &url, "--ca", ca.to_str().unwrap()]);
+    assert!(out.contains("tls-web"), "{out}");
+    let o = netget(&["services", "--registry", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("NETGET_UNREACHABLE") && err.contains("certificate"),
+        "{err}"
+    );
+}

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -544,36 +543,10 @@ async fn a_session_cannot_register_with_a_signature_that_does_not_match() {
     reg.shutdown().await.unwrap();
 }
 
-/// A CA and a server certificate for 127.0.0.1, written as PEM files.
-fn make_pki(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "netget test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
-    let srv_key = rcgen::KeyPair::generate().unwrap();
-    let srv_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let srv_cert = srv_params.signed_by(&srv_key, &issuer).unwrap();
-    let (ca, cert, key) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    std::fs::write(&cert, srv_cert.pem()).unwrap();
-    std::fs::write(&key, srv_key.serialize_pem()).unwrap();
-    (ca, cert, key)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_works_with_the_right_ca_and_fails_clearly_without_it() {
     let pki = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_pki(pki.path());
+    let (ca, cert, key) = common::make_pki(pki.path());
     let (reg, _d) = common::registry_with(|mut c| {
         c.tls = Some(netget::config::TlsFiles { cert, key });
         c

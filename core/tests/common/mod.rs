@@ -100,7 +100,7 @@ pub fn spawn_netget(args: &[&str]) -> ChildGuard {
     };
     let url = first_line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or("")
         .to_string();
     ChildGuard {
@@ -119,7 +119,7 @@ pub fn spawn_registry(extra: &[&str]) -> ChildGuard {
     args.extend_from_slice(extra);
     let mut g = spawn_netget(&args);
     assert!(
-        g.url.starts_with("http://127.0.0.1:"),
+        g.url.contains("://127.0.0.1:"),
         "unexpected first line: {}",
         g.first_line
     );
@@ -228,4 +228,32 @@ pub fn error_code(m: &ServerMessage) -> String {
         ServerMessage::Error { error, .. } => error.code.clone(),
         other => panic!("expected an error, got {other:?}"),
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1, written as PEM files.
+pub fn make_pki(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "netget test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let srv_key = rcgen::KeyPair::generate().unwrap();
+    let srv_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let srv_cert = srv_params.signed_by(&srv_key, &issuer).unwrap();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, srv_cert.pem()).unwrap();
+    std::fs::write(&key, srv_key.serialize_pem()).unwrap();
+    (ca, cert, key)
 }
