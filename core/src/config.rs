@@ -67,6 +67,8 @@ pub struct RegistryConfig {
     pub max_instances_per_session: usize,
     /// Most services one session may watch.
     pub max_watches_per_session: usize,
+    /// Most channels one session may subscribe to.
+    pub max_subscriptions_per_session: usize,
     /// TTL of REST registrations that give none.
     pub default_ttl: Duration,
 }
@@ -118,6 +120,7 @@ impl RegistryConfig {
             max_session_errors: 64,
             max_instances_per_session: 10_000,
             max_watches_per_session: 1024,
+            max_subscriptions_per_session: 256,
             default_ttl: Duration::from_secs(30),
         }
     }

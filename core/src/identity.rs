@@ -185,6 +185,8 @@ pub struct SignedFields<'a> {
     pub version: Option<&'a str>,
     /// Tags, in order.
     pub tags: &'a [String],
+    /// Relative weight (1 when not given): signed because clients pick by it.
+    pub weight: u32,
     /// Metadata.
     pub metadata: &'a serde_json::Map<String, serde_json::Value>,
     /// Milliseconds since the Unix epoch.
@@ -207,6 +209,7 @@ impl<'a> SignedFields<'a> {
             address: &reg.address,
             version: reg.version.as_deref(),
             tags: &reg.tags,
+            weight: reg.weight.unwrap_or(1),
             metadata: &reg.metadata,
             signed_at,
         }
@@ -217,13 +220,14 @@ impl<'a> SignedFields<'a> {
         // serde_json's map is ordered by key, so this encoding is canonical.
         let meta = serde_json::to_string(self.metadata).unwrap_or_default();
         format!(
-            "{PROTOCOL}\nregister\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{meta}",
+            "{PROTOCOL}\nregister\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{meta}",
             self.network,
             self.service,
             self.instance_id,
             self.address,
             self.version.unwrap_or(""),
             self.tags.join(","),
+            self.weight,
             self.signed_at
         )
         .into_bytes()
@@ -256,6 +260,7 @@ pub fn verify_instance(instance: &crate::model::Instance, trusted: &[String]) ->
         address: &instance.address,
         version: instance.version.as_deref(),
         tags: &instance.tags,
+        weight: instance.weight,
         metadata: &instance.metadata,
         signed_at: at,
     }
@@ -363,6 +368,31 @@ mod tests {
         assert_eq!(
             derived_instance_id(&key.public_key(), "web", "http://10.0.0.5:8080"),
             "436541a191915dc7176f"
+        );
+    }
+
+    #[test]
+    fn the_signed_registration_example_of_protocol_md_holds() {
+        // PROTOCOL.md, "Signed registrations": the same key, service web, derived id.
+        let key = NodeKey::from_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let reg: crate::model::Registration = serde_json::from_str(
+            r#"{"address":"http://10.0.0.5:8080","tags":["v1"],"metadata":{"zone":"a"},"version":"1.0.0"}"#,
+        )
+        .unwrap();
+        let fields = SignedFields::of_registration(
+            "development",
+            "web",
+            "436541a191915dc7176f",
+            &reg,
+            1767225600000,
+        );
+        assert_eq!(
+            String::from_utf8(fields.payload()).unwrap(),
+            "netget/1\nregister\ndevelopment\nweb\n436541a191915dc7176f\nhttp://10.0.0.5:8080\n1.0.0\nv1\n1\n1767225600000\n{\"zone\":\"a\"}"
+        );
+        assert_eq!(
+            key.sign(&fields.payload()),
+            "EvQF4EaTsxdyyWwexdsz2nlYrasMPAN7nTBJMEVZrAm5HxIsdiPXpuuAglPZk+Vs90AJJjFghL/1r+ZktfQeCA=="
         );
     }
 }

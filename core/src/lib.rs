@@ -5,6 +5,7 @@
 //! - [`error`]: the one error type, with a stable `NETGET_*` code per variant.
 //! - [`model`]: networks, service names, instances, registrations, watch events; validation.
 //! - [`directory`]: the in-memory directory, isolated per network, with watch channels.
+//! - [`channels`]: publish/subscribe channels, scoped per network.
 //! - [`identity`]: Ed25519 keys of nodes and registries, and what a handshake signs.
 //! - [`protocol`]: the WebSocket protocol `netget/1` (see PROTOCOL.md).
 //! - [`config`]: how a registry is configured (code, `netget.toml`, flags).
@@ -18,6 +19,7 @@
 //! - [`bench`]: the load tool behind `netget bench`.
 
 pub mod bench;
+pub mod channels;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -32,9 +34,9 @@ pub mod server;
 pub mod session;
 pub mod tls;
 
-pub use client::{DiscoverOptions, Netget, NetgetOptions, NodeType, Strategy, Watch};
+pub use client::{DiscoverOptions, Netget, NetgetOptions, NodeType, Strategy, Subscription, Watch};
 pub use config::RegistryConfig;
 pub use error::{Error, Result};
 pub use identity::NodeKey;
-pub use model::{EventKind, Instance, Registration, Status, WatchEvent};
+pub use model::{ChannelMessage, EventKind, Instance, Registration, Status, WatchEvent};
 pub use server::{Registry, RegistryHandle};

@@ -104,6 +104,10 @@ name_type!(
     ServiceName, "service name", MAX_NAME_LEN, &['.']
 );
 name_type!(
+    /// A publish/subscribe channel name (`chat`, `orders.events`), scoped to one network.
+    ChannelName, "channel name", MAX_NAME_LEN, &['.']
+);
+name_type!(
     /// An instance id, unique within one service of one network.
     InstanceId, "instance id", MAX_ID_LEN, &['.', ':']
 );
@@ -427,6 +431,18 @@ pub struct Discovery {
     pub network: NetworkName,
     /// Matching instances, ordered by id.
     pub instances: Vec<Arc<Instance>>,
+}
+
+/// A message on a channel, as subscribers receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelMessage {
+    /// The channel.
+    pub channel: ChannelName,
+    /// What was published: any JSON value.
+    pub data: serde_json::Value,
+    /// The publisher's public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Arc<str>>,
 }
 
 /// One service name with its instance counts, as `services` lists it.

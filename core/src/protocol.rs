@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorBody};
 use crate::model::{
-    Discovery, Instance, InstanceId, NetworkName, Registration, ServiceName, ServiceSummary,
-    WatchEvent, WireDuration,
+    ChannelMessage, ChannelName, Discovery, Instance, InstanceId, NetworkName, Registration,
+    ServiceName, ServiceSummary, WatchEvent, WireDuration,
 };
 
 /// Largest text frame a registry accepts by default; bigger ones get `NETGET_TOO_LARGE` and the
@@ -99,6 +99,29 @@ pub enum ClientMessage {
         /// Service name.
         name: ServiceName,
     },
+    /// Receive every message published on a channel of the session's network from now on.
+    Subscribe {
+        /// Request id.
+        id: u64,
+        /// Channel name.
+        channel: ChannelName,
+    },
+    /// Stop receiving a channel.
+    Unsubscribe {
+        /// Request id.
+        id: u64,
+        /// Channel name.
+        channel: ChannelName,
+    },
+    /// Send `data` to the channel's current subscribers (at most once each).
+    Publish {
+        /// Request id.
+        id: u64,
+        /// Channel name.
+        channel: ChannelName,
+        /// Any JSON value.
+        data: serde_json::Value,
+    },
     /// Application-level keepalive (browsers cannot send WebSocket pings).
     Ping {
         /// Request id.
@@ -119,6 +142,9 @@ pub const CLIENT_TYPES: &[&str] = &[
     "services",
     "watch",
     "unwatch",
+    "subscribe",
+    "unsubscribe",
+    "publish",
     "ping",
 ];
 
@@ -188,6 +214,8 @@ pub enum ServerMessage {
         /// All its instances.
         instances: Vec<Arc<Instance>>,
     },
+    /// A message on a subscribed channel.
+    Message(ChannelMessage),
     /// Answer to `ping`.
     Pong {
         /// The ping's id.
@@ -213,7 +241,12 @@ pub enum ResultData {
         /// One entry per service.
         services: Vec<ServiceSummary>,
     },
-    /// `deregister`, `unwatch`: nothing to report.
+    /// `publish`: how many subscribers (on this registry) the message was handed to.
+    Published {
+        /// Subscribers reached.
+        delivered: usize,
+    },
+    /// `deregister`, `unwatch`, `subscribe`, `unsubscribe`: nothing to report.
     Empty {},
 }
 
@@ -239,6 +272,9 @@ impl ClientMessage {
             | ClientMessage::Services { id }
             | ClientMessage::Watch { id, .. }
             | ClientMessage::Unwatch { id, .. }
+            | ClientMessage::Subscribe { id, .. }
+            | ClientMessage::Unsubscribe { id, .. }
+            | ClientMessage::Publish { id, .. }
             | ClientMessage::Ping { id } => Some(*id),
         }
     }

@@ -95,6 +95,8 @@ pub enum FilterKind {
     Handshake,
     /// An instance is being registered (over HTTP or a session).
     Register,
+    /// A message is being published on a channel.
+    Publish,
 }
 
 /// Everything the filter may base its decision on.
@@ -123,6 +125,10 @@ pub struct FilterRequest {
     pub address: Option<String>,
     /// Instance metadata (registrations only).
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Channel name (publications only).
+    pub channel: Option<String>,
+    /// The published data (publications only).
+    pub data: Option<serde_json::Value>,
 }
 
 /// The filter's answer.

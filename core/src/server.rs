@@ -45,6 +45,8 @@ pub struct Shared {
     pub registry_id: String,
     /// Policies, name claims and per-IP limits.
     pub guard: Guard,
+    /// Publish/subscribe channels.
+    pub channels: crate::channels::Channels,
     /// Source of session ids.
     next_session: AtomicU64,
     /// Caps concurrent sessions; a permit is held for a session's lifetime.
@@ -189,6 +191,7 @@ fn build_shared(config: RegistryConfig, shutdown_rx: watch::Receiver<bool>) -> R
     let guard = Guard::new(&config.networks, config.limits.clone());
     Ok(Arc::new(Shared {
         guard,
+        channels: Default::default(),
         directory,
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
         config,
@@ -234,6 +237,7 @@ async fn reap(shared: Arc<Shared>) {
         rounds += 1;
         if rounds % 240 == 0 {
             shared.directory.sweep();
+            shared.channels.sweep();
         }
     }
 }
@@ -495,7 +499,7 @@ async fn register(
     let (network, name, id) = instance_key(&s, &network, &name, &id, &headers)?;
     let reg: Registration = parse_body(&s, body)?;
     reg.validate()?;
-    if reg.signature.is_some() {
+    if reg.signature.is_some() || reg.signed_at.is_some() {
         return Err(Error::InvalidInput(
             "signed registrations go over a WebSocket session, where the key is known".into(),
         )
@@ -520,6 +524,8 @@ async fn register(
             instance_id: Some(id.to_string()),
             address: Some(reg.address.clone()),
             metadata: reg.metadata.clone(),
+            channel: None,
+            data: None,
         },
     )
     .await?;

@@ -18,7 +18,10 @@ use tokio::task::JoinHandle;
 use crate::directory::{InstanceKey, Owner};
 use crate::error::{Error, Result};
 use crate::identity::{self, derived_instance_id, hello_payload, PROTOCOL};
-use crate::model::{Instance, InstanceId, NetworkName, Registration, ServiceName, WireDuration};
+use crate::model::{
+    ChannelMessage, ChannelName, Instance, InstanceId, NetworkName, Registration, ServiceName,
+    WireDuration,
+};
 use crate::protocol::{ClientMessage, ResultData, ServerMessage};
 use crate::security::{run_filter, FilterKind, FilterRequest, Policy, RateLimiter};
 use crate::server::Shared;
@@ -65,6 +68,7 @@ pub async fn serve(
         out_tx: out_tx.clone(),
         owned: HashSet::new(),
         watches: HashMap::new(),
+        subscriptions: HashMap::new(),
         errors: 0,
         remote,
         origin,
@@ -161,6 +165,8 @@ struct Session {
     owned: HashSet<InstanceKey>,
     /// One forwarder task per watched service.
     watches: HashMap<ServiceName, JoinHandle<()>>,
+    /// One forwarder task per subscribed channel.
+    subscriptions: HashMap<ChannelName, JoinHandle<()>>,
     /// Refused messages so far; past the limit the session is closed.
     errors: u32,
     remote: SocketAddr,
@@ -189,7 +195,7 @@ impl Session {
             protocol: PROTOCOL.to_string(),
             registry_id: self.shared.registry_id.clone(),
             nonce: nonce.clone(),
-            expires_in: WireDuration(timeout),
+            expires_in: WireDuration(self.shared.config.challenge_ttl),
         };
         let issued = Instant::now();
         self.send(&challenge).await;
@@ -278,6 +284,8 @@ impl Session {
                 instance_id: None,
                 address: None,
                 metadata: serde_json::Map::new(),
+                channel: None,
+                data: None,
             },
         )
         .await
@@ -334,15 +342,16 @@ impl Session {
                         self.send(&ServerMessage::error(None, &e)).await;
                         return (close::TOO_BIG, e.to_string());
                     }
-                    self.last_request = Instant::now();
-                    if let Err(e) = self.take_rate() {
-                        // Over the rate: refused, and it counts like garbage would.
-                        if let Some(end) = self.refuse(None, e).await { return end; }
-                        continue;
-                    }
                     match ClientMessage::parse(&text) {
                         Ok(msg) => {
                             let id = msg.request_id();
+                            // Over the rate: refused with the request's id (so the caller is
+                            // answered), and it counts like garbage would.
+                            if let Err(e) = self.take_rate() {
+                                if let Some(end) = self.refuse(id, e).await { return end; }
+                                continue;
+                            }
+                            self.last_request = Instant::now();
                             match self.handle(msg, &me).await {
                                 Ok(Some(reply)) => self.send(&reply).await,
                                 Ok(None) => {}
@@ -365,7 +374,8 @@ impl Session {
                         return (close::GOING_AWAY, "writer gone".into());
                     }
                     let idle = self.shared.config.limits.idle_timeout;
-                    if self.owned.is_empty() && self.watches.is_empty() && self.last_request.elapsed() > idle {
+                    let holds_nothing = self.owned.is_empty() && self.watches.is_empty() && self.subscriptions.is_empty();
+                    if holds_nothing && self.last_request.elapsed() > idle {
                         return (close::IDLE, format!("idle for {idle:?} with nothing registered or watched"));
                     }
                 }
@@ -433,9 +443,6 @@ impl Session {
                 instance,
             } => {
                 instance.validate()?;
-                self.shared
-                    .guard
-                    .check_service(&me.network, &me.public_key, &name)?;
                 let iid = match instance_id {
                     Some(i) => i,
                     None => InstanceId::new(&derived_instance_id(
@@ -457,6 +464,8 @@ impl Session {
                     instance_id: Some(iid.to_string()),
                     address: Some(instance.address.clone()),
                     metadata: instance.metadata.clone(),
+                    channel: None,
+                    data: None,
                 };
                 run_filter(self.shared.config.filter.as_ref(), filter_req).await?;
                 let mut inst = Instance::from_registration(
@@ -474,6 +483,11 @@ impl Session {
                         "this session already holds {limit} instances, the most a session may; open another session"
                     )));
                 }
+                // Last, because in `keys` networks it claims the name: a registration refused
+                // for any other reason must not.
+                self.shared
+                    .guard
+                    .check_service(&me.network, &me.public_key, &key.1)?;
                 let done = dir.register(
                     inst,
                     Owner::Session {
@@ -548,6 +562,54 @@ impl Session {
                 }
                 reply(id, ResultData::Empty {})
             }
+            ClientMessage::Subscribe { id, channel } => {
+                let limit = self.shared.config.max_subscriptions_per_session;
+                if self.subscriptions.len() >= limit && !self.subscriptions.contains_key(&channel) {
+                    return Err(Error::TooLarge(format!(
+                        "this session already subscribes to {limit} channels, the most a session may; unsubscribe some first"
+                    )));
+                }
+                let rx = self.shared.channels.subscribe(&me.network, &channel);
+                let forwarder = tokio::spawn(forward_channel(rx, self.out_tx.clone()));
+                if let Some(old) = self.subscriptions.insert(channel, forwarder) {
+                    old.abort();
+                }
+                reply(id, ResultData::Empty {})
+            }
+            ClientMessage::Unsubscribe { id, channel } => {
+                if let Some(t) = self.subscriptions.remove(&channel) {
+                    t.abort();
+                }
+                reply(id, ResultData::Empty {})
+            }
+            ClientMessage::Publish { id, channel, data } => {
+                run_filter(
+                    self.shared.config.filter.as_ref(),
+                    FilterRequest {
+                        kind: FilterKind::Publish,
+                        network: me.network.to_string(),
+                        public_key: Some(me.public_key.to_string()),
+                        origin: self.origin.clone(),
+                        remote_addr: self.remote.to_string(),
+                        token: me.token.clone(),
+                        node_type: None,
+                        service: None,
+                        instance_id: None,
+                        address: None,
+                        metadata: serde_json::Map::new(),
+                        channel: Some(channel.to_string()),
+                        data: Some(data.clone()),
+                    },
+                )
+                .await?;
+                let message = ChannelMessage {
+                    channel,
+                    data,
+                    from: Some(me.public_key.clone()),
+                };
+                let delivered = self.shared.channels.publish(&me.network, message);
+                reply(id, ResultData::Published { delivered })
+            }
             ClientMessage::Ping { id } => Ok(Some(ServerMessage::Pong { id })),
         }
     }
@@ -595,7 +657,10 @@ impl Session {
 
     /// Removes everything this session owned and stops its forwarders.
     fn finish(&mut self) {
-        for (_, t) in self.watches.drain() {
+        for t in self.watches.drain().map(|(_, t)| t) {
+            t.abort();
+        }
+        for t in self.subscriptions.drain().map(|(_, t)| t) {
             t.abort();
         }
         let owned: Vec<InstanceKey> = self.owned.drain().collect();
@@ -637,6 +702,25 @@ async fn forward(
         };
         if out_tx.send(text(&msg)).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Pushes one channel's messages to the session. A subscriber that lagged loses the oldest
+/// messages (at-most-once delivery) and carries on with the newest.
+async fn forward_channel(mut rx: crate::channels::ChannelReceiver, out_tx: mpsc::Sender<Message>) {
+    loop {
+        match rx.recv().await {
+            Ok(m) => {
+                let msg = ServerMessage::Message((*m).clone());
+                if out_tx.send(text(&msg)).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "channel subscriber lagged; oldest messages dropped");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

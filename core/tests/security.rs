@@ -503,6 +503,7 @@ async fn a_registration_altered_after_signing_is_rejected_by_the_discovering_cli
         address: &fake.address,
         version: fake.version.as_deref(),
         tags: &fake.tags,
+        weight: fake.weight,
         metadata: &fake.metadata,
         signed_at: at,
     }

@@ -26,8 +26,8 @@ use crate::config::DEFAULT_REGISTRY_URL;
 use crate::error::{Error, Result};
 use crate::identity::{derived_instance_id, NodeKey, NODE_KEY_FILE};
 use crate::model::{
-    EventKind, HealthCheck, Instance, InstanceId, NetworkName, Registration, ServiceName,
-    ServiceSummary, WatchEvent, DEFAULT_NETWORK,
+    ChannelMessage, ChannelName, EventKind, HealthCheck, Instance, InstanceId, NetworkName,
+    Registration, ServiceName, ServiceSummary, WatchEvent, DEFAULT_NETWORK,
 };
 use crate::protocol::{ClientMessage, ResultData, ServerMessage};
 
@@ -280,6 +280,43 @@ impl Watch {
     }
 }
 
+/// A subscription to one channel. Dropping it unsubscribes.
+pub struct Subscription {
+    messages_rx: mpsc::Receiver<ChannelMessage>,
+    inner: Arc<Inner>,
+    cmd_tx: mpsc::UnboundedSender<Command>,
+    channel: ChannelName,
+    sub: u64,
+}
+
+impl Subscription {
+    /// The next message; `None` once the client is stopped or the registry refused the
+    /// subscription.
+    pub async fn next(&mut self) -> Option<ChannelMessage> {
+        self.messages_rx.recv().await
+    }
+
+    /// A message if one is queued, without waiting.
+    pub fn try_next(&mut self) -> Option<ChannelMessage> {
+        self.messages_rx.try_recv().ok()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut subs = self.inner.lock_subscribers();
+        if let Some(list) = subs.get_mut(&self.channel) {
+            list.retain(|(id, _)| *id != self.sub);
+            if list.is_empty() {
+                subs.remove(&self.channel);
+                let _ = self.cmd_tx.send(Command::Unsubscribe {
+                    channel: self.channel.clone(),
+                });
+            }
+        }
+    }
+}
+
 struct WatchGuard {
     inner: Arc<Inner>,
     name: ServiceName,
@@ -295,6 +332,12 @@ impl Drop for WatchGuard {
         // The registry-side watch stays: it keeps the discovery cache current.
     }
 }
+
+/// Channel subscribers of a client, by channel: (subscription id, its queue).
+type Subscribers = HashMap<ChannelName, Vec<(u64, mpsc::Sender<ChannelMessage>)>>;
+
+/// Messages a channel subscriber can fall behind by before it misses new ones.
+const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// Events a watcher can fall behind by before its watch is ended.
 const WATCHER_BUFFER: usize = 4096;
@@ -394,9 +437,19 @@ enum Request {
         tags: Vec<String>,
     },
     Services,
+    Publish {
+        channel: ChannelName,
+        data: serde_json::Value,
+    },
 }
 
 impl Request {
+    /// Whether the call may be re-sent on another session after a lost connection. A publish
+    /// may not: it could have been delivered already, and delivery is at most once.
+    fn retryable(&self) -> bool {
+        !matches!(self, Request::Publish { .. })
+    }
+
     fn into_message(self, id: u64) -> ClientMessage {
         match self {
             Request::Register {
@@ -425,6 +478,7 @@ impl Request {
                 tags,
             },
             Request::Services => ClientMessage::Services { id },
+            Request::Publish { channel, data } => ClientMessage::Publish { id, channel, data },
         }
     }
 }
@@ -436,6 +490,12 @@ enum Command {
     },
     Watch {
         name: ServiceName,
+    },
+    Subscribe {
+        channel: ChannelName,
+    },
+    Unsubscribe {
+        channel: ChannelName,
     },
     Reconnect,
     Stop {
@@ -465,6 +525,8 @@ struct Inner {
     verify: std::sync::atomic::AtomicBool,
     registries: Mutex<Vec<String>>,
     services: RwLock<HashMap<ServiceName, CachedService>>,
+    /// Channel subscribers, re-subscribed on every reconnection.
+    subscribers: Mutex<Subscribers>,
     /// What this node registered, re-sent on every reconnection.
     registered: Mutex<Option<(ServiceName, InstanceId, Registration)>>,
     state_tx: tokio::sync::watch::Sender<ConnState>,
@@ -498,6 +560,10 @@ impl Inner {
                 false
             }
         }
+    }
+
+    fn lock_subscribers(&self) -> std::sync::MutexGuard<'_, Subscribers> {
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn registries(&self) -> Vec<String> {
@@ -580,6 +646,7 @@ impl Netget {
             key,
             dial,
             services: RwLock::new(HashMap::new()),
+            subscribers: Mutex::new(HashMap::new()),
             registered: Mutex::new(None),
             state_tx,
             next_sub: AtomicU64::new(1),
@@ -876,6 +943,45 @@ impl Netget {
         })
     }
 
+    /// Subscribes to a channel of this node's network: the returned [`Subscription`] yields every
+    /// message published on it from now on (at most once; a subscriber more than 1,024 messages
+    /// behind misses new ones). Survives failover. Dropping it unsubscribes.
+    pub fn subscribe(&self, channel: &str) -> Result<Subscription> {
+        let channel = ChannelName::new(channel)?;
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let sub = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
+        let mut subs = self.inner.lock_subscribers();
+        let list = subs.entry(channel.clone()).or_default();
+        let first = list.is_empty();
+        list.push((sub, tx));
+        if first {
+            self.cmd_tx
+                .send(Command::Subscribe {
+                    channel: channel.clone(),
+                })
+                .map_err(|_| Error::Closed("this node was stopped".into()))?;
+        }
+        Ok(Subscription {
+            messages_rx: rx,
+            inner: self.inner.clone(),
+            cmd_tx: self.cmd_tx.clone(),
+            channel,
+            sub,
+        })
+    }
+
+    /// Publishes `data` on a channel of this node's network; resolves with how many subscribers
+    /// (on the registry it is connected to) it was handed to.
+    pub async fn publish(&self, channel: &str, data: serde_json::Value) -> Result<usize> {
+        let channel = ChannelName::new(channel)?;
+        match self.call(Request::Publish { channel, data }).await? {
+            ResultData::Published { delivered } => Ok(delivered),
+            other => Err(Error::Protocol(format!(
+                "unexpected answer to publish: {other:?}"
+            ))),
+        }
+    }
+
     /// Service names of the network with instance counts (asks the registry).
     pub async fn services(&self) -> Result<Vec<ServiceSummary>> {
         match self.call(Request::Services).await? {
@@ -940,6 +1046,8 @@ impl Netget {
 
 /// What a pending request is waiting for.
 enum Pending {
+    /// A channel subscription; a refusal ends its subscribers' streams.
+    Subscribed(ChannelName),
     Call {
         request: Request,
         reply_tx: oneshot::Sender<Result<ResultData>>,
@@ -1058,7 +1166,11 @@ impl Actor {
                         }
                         None => self.queued.push_back((request, reply_tx)),
                     },
-                    Some(Command::Watch { .. }) | Some(Command::Reconnect) => {}
+                    // Watches and subscriptions are state re-sent by the next session.
+                    Some(Command::Watch { .. })
+                    | Some(Command::Subscribe { .. })
+                    | Some(Command::Unsubscribe { .. })
+                    | Some(Command::Reconnect) => {}
                 },
             }
         }
@@ -1073,6 +1185,8 @@ impl Actor {
             }
         }
         services.clear();
+        drop(services);
+        self.inner.lock_subscribers().clear();
         for (_, reply_tx) in self.queued.drain(..) {
             let _ = reply_tx.send(Err(Error::Closed("this node was stopped".into())));
         }
@@ -1152,6 +1266,15 @@ impl Actor {
             });
             pending.insert(id, Pending::Snapshot(name));
         }
+        let channels: Vec<ChannelName> = self.inner.lock_subscribers().keys().cloned().collect();
+        for channel in channels {
+            let id = self.take_id();
+            outgoing.push(ClientMessage::Subscribe {
+                id,
+                channel: channel.clone(),
+            });
+            pending.insert(id, Pending::Subscribed(channel));
+        }
         while let Some((request, reply_tx)) = self.queued.pop_front() {
             let id = self.take_id();
             outgoing.push(request.clone().into_message(id));
@@ -1187,6 +1310,15 @@ impl Actor {
                             let id = self.take_id();
                             pending.insert(id, Pending::Snapshot(name.clone()));
                             ClientMessage::Watch { id, name }
+                        }
+                        Command::Subscribe { channel } => {
+                            let id = self.take_id();
+                            pending.insert(id, Pending::Subscribed(channel.clone()));
+                            ClientMessage::Subscribe { id, channel }
+                        }
+                        Command::Unsubscribe { channel } => {
+                            let id = self.take_id();
+                            ClientMessage::Unsubscribe { id, channel }
                         }
                         Command::Reconnect => {
                             let _ = sink.send(Message::Close(None)).await;
@@ -1262,7 +1394,15 @@ impl Actor {
         let mut calls: Vec<(u64, Request, oneshot::Sender<Result<ResultData>>)> = pending
             .into_iter()
             .filter_map(|(id, p)| match p {
-                Pending::Call { request, reply_tx } => Some((id, request, reply_tx)),
+                Pending::Call { request, reply_tx } if request.retryable() => {
+                    Some((id, request, reply_tx))
+                }
+                Pending::Call { reply_tx, .. } => {
+                    let _ = reply_tx.send(Err(Error::Unreachable(
+                        "the connection was lost before the registry confirmed; not re-sent (at most once)".into(),
+                    )));
+                    None
+                }
                 _ => None,
             })
             .collect();
@@ -1289,13 +1429,18 @@ impl Actor {
                         self.snapshot(&name, instances);
                     }
                 }
-                Some(Pending::Reregister) | None => {}
+                Some(Pending::Reregister) | Some(Pending::Subscribed(_)) | None => {}
             },
             ServerMessage::Error { id, error } => {
                 let e = Error::from(error);
                 match id.and_then(|id| pending.remove(&id)) {
                     Some(Pending::Call { reply_tx, .. }) => {
                         let _ = reply_tx.send(Err(e));
+                    }
+                    Some(Pending::Subscribed(channel)) => {
+                        tracing::warn!(%channel, error = %e, "subscription refused");
+                        // Dropping the senders ends the subscribers' streams.
+                        self.inner.lock_subscribers().remove(&channel);
                     }
                     Some(Pending::Snapshot(name)) => {
                         let mut services = self.inner.write_services();
@@ -1330,6 +1475,18 @@ impl Actor {
                 }
             }
             ServerMessage::Snapshot { name, instances } => self.snapshot(&name, instances),
+            ServerMessage::Message(m) => {
+                let mut subs = self.inner.lock_subscribers();
+                if let Some(list) = subs.get_mut(&m.channel) {
+                    // At most once: a subscriber whose buffer is full misses this message.
+                    list.retain(|(_, tx)| {
+                        !matches!(
+                            tx.try_send(m.clone()),
+                            Err(mpsc::error::TrySendError::Closed(_))
+                        )
+                    });
+                }
+            }
             ServerMessage::Pong { .. }
             | ServerMessage::Challenge { .. }
             | ServerMessage::Welcome { .. } => {}

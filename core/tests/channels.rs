@@ -1,0 +1,128 @@
+//! Publish/subscribe channels: delivery to current subscribers, network isolation, failover.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use netget::{Netget, NetgetOptions};
+
+fn client(urls: &[&str], network: &str) -> Netget {
+    let mut o = NetgetOptions::client(urls);
+    o.network = network.into();
+    o.data_dir = None;
+    Netget::new(o).unwrap()
+}
+
+async fn next(s: &mut netget::Subscription) -> netget::ChannelMessage {
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("no message within 5 s")
+        .expect("ended")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_messages_reach_every_current_subscriber_of_the_network_only() {
+    let (reg, _d) = common::registry_with(|c| {
+        c.with_open_networks(&["development", "production"])
+            .unwrap()
+    })
+    .await;
+    let url = reg.url();
+    let (a, b, pubr) = (
+        client(&[&url], "development"),
+        client(&[&url], "development"),
+        client(&[&url], "development"),
+    );
+    let prod = client(&[&url], "production");
+    let mut sa = a.subscribe("chat").unwrap();
+    let mut sb = b.subscribe("chat").unwrap();
+    let mut sp = prod.subscribe("chat").unwrap();
+    // Subscriptions are set up asynchronously: wait until both are counted.
+    let ready = common::wait_until(Duration::from_secs(5), || async {
+        pubr.publish("chat", serde_json::json!({"probe": true}))
+            .await
+            .unwrap()
+            == 2
+    })
+    .await;
+    assert!(ready.is_some());
+    while tokio::time::timeout(Duration::from_millis(100), sa.next())
+        .await
+        .is_ok()
+    {}
+    while tokio::time::timeout(Duration::from_millis(100), sb.next())
+        .await
+        .is_ok()
+    {}
+
+    let delivered = pubr
+        .publish("chat", serde_json::json!({"text": "hi"}))
+        .await
+        .unwrap();
+    assert_eq!(delivered, 2);
+    for s in [&mut sa, &mut sb] {
+        let m = next(s).await;
+        assert_eq!(m.channel.as_str(), "chat");
+        assert_eq!(m.data["text"], "hi");
+        assert_eq!(m.from.as_deref(), Some(pubr.public_key().as_str()));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sp.next())
+            .await
+            .is_err(),
+        "production must not see development's channel"
+    );
+    // An unsubscribed client stops receiving.
+    drop(sb);
+    let gone = common::wait_until(Duration::from_secs(5), || async {
+        pubr.publish("chat", serde_json::json!("x")).await.unwrap() == 1
+    })
+    .await;
+    assert!(gone.is_some());
+    assert_eq!(
+        pubr.publish("chat", serde_json::json!("y")).await.unwrap(),
+        1
+    );
+    // Bad channel names and oversized data are refused.
+    assert_eq!(
+        pubr.publish("bad name", serde_json::json!(1))
+            .await
+            .unwrap_err()
+            .code(),
+        "NETGET_INVALID_INPUT"
+    );
+    assert!(a.subscribe("").is_err());
+    for n in [a, b, pubr, prod] {
+        n.stop().await.unwrap();
+    }
+    reg.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_follow_a_node_through_failover() {
+    let mut first = common::spawn_registry(&[]);
+    let second = common::spawn_registry(&[]);
+    let (a, b) = (first.url.clone(), second.url.clone());
+    let listener = client(&[&a, &b], "development");
+    let mut sub = listener.subscribe("events").unwrap();
+    listener.start().await.unwrap();
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(5)).unwrap();
+    let talker = client(&[&b], "development");
+    let reached = common::wait_until(Duration::from_secs(10), || async {
+        talker
+            .publish("events", serde_json::json!("after failover"))
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the subscription must be re-established on the second registry"
+    );
+    assert_eq!(next(&mut sub).await.data, "after failover");
+    listener.stop().await.unwrap();
+    talker.stop().await.unwrap();
+}
