@@ -14,6 +14,7 @@
 //! - [`server`]: the registry: HTTP API and WebSocket endpoint on one port.
 //! - [`session`]: one WebSocket session on the registry.
 //! - [`client`]: the `Netget` client: registration, discovery with a cache, watches, failover.
+//! - [`embed`]: the options-object surface the Python and Node packages wrap.
 //! - [`rest`]: a small HTTP client for the registry's REST API (CLI, load tool, tests).
 //! - [`cli`]: the `netget` command line.
 //! - [`bench`]: the load tool behind `netget bench`.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod directory;
+pub mod embed;
 pub mod error;
 pub mod identity;
 pub mod model;

@@ -18,12 +18,21 @@ use crate::error::{Error, ErrorBody, Result};
 use crate::model::{Discovery, Instance, Registration, ServiceSummary};
 
 /// A handle to one registry's HTTP API. Cheap to clone; connections are pooled.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RestClient {
     base: String,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     token: Option<String>,
+}
+
+impl std::fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in logs.
+        f.debug_struct("RestClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Percent-encodes one path segment or query value.

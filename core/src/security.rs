@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::model::{NetworkName, ServiceName};
 
 /// How a network decides who may join it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum Policy {
     /// Anyone may read and write.
     #[default]
@@ -34,6 +34,17 @@ pub enum Policy {
         /// Tokens for HTTP access (reads and writes) to this network.
         tokens: Vec<String>,
     },
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens are secrets: count them, never print them.
+        match self {
+            Policy::Open => write!(f, "Open"),
+            Policy::Token { tokens } => write!(f, "Token({} tokens)", tokens.len()),
+            Policy::Keys { keys, tokens } => write!(f, "Keys({keys:?}, {} tokens)", tokens.len()),
+        }
+    }
 }
 
 impl Policy {
@@ -77,12 +88,15 @@ impl NetworkConfig {
     }
 }
 
-/// Compares a presented token with the accepted ones in constant time (per token), so the time
-/// taken does not reveal how much of a token matched.
+/// Compares a presented token with the accepted ones in constant time: both sides are hashed
+/// first, so neither how much of a token matched nor its length shows in the time taken.
 pub fn token_matches(accepted: &[String], presented: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let p = Sha256::digest(presented.as_bytes());
     let mut found = 0u8;
     for t in accepted {
-        found |= u8::from(bool::from(t.as_bytes().ct_eq(presented.as_bytes())));
+        let a = Sha256::digest(t.as_bytes());
+        found |= u8::from(bool::from(a.as_slice().ct_eq(p.as_slice())));
     }
     found == 1
 }
@@ -313,6 +327,20 @@ impl Guard {
         self.networks
             .get(network)
             .ok_or_else(|| Error::unknown_network(network.as_str()))
+    }
+
+    /// Checks an HTTP write (register, heartbeat, deregister): as [`Guard::check_http`], and
+    /// `keys` networks take registrations only from signed sessions of allowed keys, so their
+    /// key bindings and name claims cannot be sidestepped over HTTP.
+    pub fn check_http_write(&self, network: &NetworkName, token: Option<&str>) -> Result<()> {
+        self.check_http(network, token)?;
+        if let Policy::Keys { .. } = self.policy(network)? {
+            return Err(Error::Forbidden(format!(
+                "network {:?} takes registrations only over signed WebSocket sessions of allowed keys; its tokens grant HTTP reads",
+                network.as_str()
+            )));
+        }
+        Ok(())
     }
 
     /// Checks an HTTP caller's bearer token for `network` (reads and writes alike).

@@ -387,6 +387,20 @@ fn network_of(s: &Shared, raw: &str, headers: &HeaderMap) -> Result<NetworkName>
     Ok(n)
 }
 
+/// The key of an instance named in the path, for a write: checks the policy for writes.
+fn writable_instance(
+    s: &Shared,
+    network: &str,
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(NetworkName, ServiceName, InstanceId)> {
+    let key = instance_key(s, network, name, id, headers)?;
+    s.guard
+        .check_http_write(&key.0, bearer(headers).as_deref())?;
+    Ok(key)
+}
+
 async fn services(
     State(s): State<Arc<Shared>>,
     Path(network): Path<String>,
@@ -496,7 +510,7 @@ async fn register(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let (network, name, id) = instance_key(&s, &network, &name, &id, &headers)?;
+    let (network, name, id) = writable_instance(&s, &network, &name, &id, &headers)?;
     let reg: Registration = parse_body(&s, body)?;
     reg.validate()?;
     if reg.signature.is_some() || reg.signed_at.is_some() {
@@ -546,7 +560,7 @@ async fn heartbeat(
     Path((network, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Arc<Instance>>> {
-    let key = instance_key(&s, &network, &name, &id, &headers)?;
+    let key = writable_instance(&s, &network, &name, &id, &headers)?;
     let by = rest_owner(bearer(&headers).as_deref(), s.config.default_ttl);
     Ok(Json(s.directory.heartbeat(&key, &by)?))
 }
@@ -556,7 +570,7 @@ async fn deregister(
     Path((network, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Arc<Instance>>> {
-    let key = instance_key(&s, &network, &name, &id, &headers)?;
+    let key = writable_instance(&s, &network, &name, &id, &headers)?;
     let by = rest_owner(bearer(&headers).as_deref(), s.config.default_ttl);
     Ok(Json(s.directory.deregister(&key, &by)?))
 }

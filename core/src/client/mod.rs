@@ -109,7 +109,7 @@ impl Default for DiscoverOptions {
 }
 
 /// Everything a node is configured with; mirrors `new Netget({...})` of the JS API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetgetOptions {
     /// Service or client.
     pub node_type: NodeType,
@@ -142,6 +142,20 @@ pub struct NetgetOptions {
     pub request_timeout: Duration,
     /// Bound on connecting to one registry node.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for NetgetOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in logs.
+        f.debug_struct("NetgetOptions")
+            .field("node_type", &self.node_type)
+            .field("network", &self.network)
+            .field("metadata", &self.metadata)
+            .field("registry_nodes", &self.registry_nodes)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for NetgetOptions {
@@ -545,10 +559,16 @@ impl Inner {
         self.services.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether an instance from the registry may be used: when verification is on (a `keys`
-    /// network, `verify`, or trusted keys pinned for the service) its signature must hold.
-    fn admits(&self, instance: &Instance) -> bool {
-        let trusted = self.options.trusted_keys.get(instance.name.as_str());
+    /// Whether an instance the registry handed out for service `asked` may be used. It must be
+    /// of that service and of this node's network (a registry must not slip in another one);
+    /// when verification is on (a `keys` network, `verify`, or keys pinned for the service) its
+    /// signature must hold, and pinned keys are looked up by the service asked for.
+    fn admits(&self, asked: &ServiceName, instance: &Instance) -> bool {
+        if &instance.name != asked || instance.network != self.network {
+            tracing::warn!(asked = %asked, got = %instance.name, network = %instance.network, "registry answered with an instance of another service or network; ignored");
+            return false;
+        }
+        let trusted = self.options.trusted_keys.get(asked.as_str());
         if !self.verify.load(Ordering::Relaxed) && trusted.is_none() {
             return true;
         }
@@ -858,14 +878,14 @@ impl Netget {
         }
         match self
             .call(Request::Discover {
-                name: service,
+                name: service.clone(),
                 healthy_only: options.healthy_only,
                 tags: options.tags.clone(),
             })
             .await?
         {
             ResultData::Discovery(mut d) => {
-                d.instances.retain(|i| self.inner.admits(i));
+                d.instances.retain(|i| self.inner.admits(&service, i));
                 Ok(d.instances)
             }
             other => Err(Error::Protocol(format!(
@@ -1462,7 +1482,7 @@ impl Actor {
             }
             ServerMessage::Event { name, event } => {
                 let mut event = (*event).clone();
-                if event.kind != EventKind::Down && !self.inner.admits(&event.instance) {
+                if event.kind != EventKind::Down && !self.inner.admits(&name, &event.instance) {
                     // An instance that fails verification is, for this client, gone.
                     event.kind = EventKind::Down;
                 }
@@ -1494,7 +1514,7 @@ impl Actor {
     }
 
     fn snapshot(&self, name: &ServiceName, mut instances: Vec<Arc<Instance>>) {
-        instances.retain(|i| self.inner.admits(i));
+        instances.retain(|i| self.inner.admits(name, i));
         let mut services = self.inner.write_services();
         if let Some(c) = services.get_mut(name) {
             c.apply_snapshot(instances);
