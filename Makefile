@@ -1,32 +1,53 @@
-# One entry point for humans and CI. `make demo` builds everything and runs the main job;
-# `make test` runs every check and test (what .ci/run runs).
+# One entry point for humans and CI.
+#   make demo   builds everything, then runs the main job (registries with services registering
+#               and discovering each other, in Rust and Python)
+#   make test   every check and test, in every language (what .ci/run runs)
+#   make bench  the load tool and the micro-benchmarks
 CARGO ?= cargo
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
 
-.PHONY: demo build test check bench registry
+.PHONY: demo build python test check rust-test python-test bench registry
 
 build:
 	$(CARGO) build --release --workspace
 
-demo: build
+# The Python package, installed the way users install it (`pip install .`), plus test tools.
+python:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '.[test]' ruff==0.17.6
+
+demo: build python
 	./target/release/netget demo
+	$(PY) examples/python_demo.py
 
 registry: build
 	./target/release/netget registry
 
-check:
+check: python
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check bindings-py tests examples
+	$(VENV)/bin/ruff format --check bindings-py tests examples
 
 # nextest runs every test binary in parallel and ends with one summary line; plain cargo test
 # is the fallback where nextest is missing.
-test: check
+rust-test:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-bench: build
+python-test: python
+	$(PY) -m pytest -q
+
+test: check rust-test python-test
+
+bench: build python
 	./target/release/netget bench --instances 10000
 	./target/release/netget bench --instances 100000 --watchers 1000 --events 200
 	$(CARGO) bench -p netget-core --bench directory
+	$(PY) bindings-py/bench.py

@@ -154,6 +154,29 @@ pub enum Decision {
     Deny(String),
 }
 
+impl Decision {
+    /// Reads a filter's answer as the Python and JS packages receive it: `true` or
+    /// `{"allow": true}` allows; `false` or `{"allow": false, "reason": "..."}` denies. Anything
+    /// else denies too (an explicit allow is required), saying what was returned.
+    pub fn from_value(v: &serde_json::Value) -> Decision {
+        use serde_json::Value;
+        match v {
+            Value::Bool(true) => Decision::Allow,
+            Value::Bool(false) => Decision::Deny("denied".into()),
+            Value::Object(o) => match (o.get("allow"), o.get("reason").and_then(Value::as_str)) {
+                (Some(Value::Bool(true)), _) => Decision::Allow,
+                (Some(Value::Bool(false)), reason) => {
+                    Decision::Deny(reason.unwrap_or("denied").to_string())
+                }
+                _ => Decision::Deny("the filter's answer has no boolean \"allow\"".into()),
+            },
+            other => Decision::Deny(format!(
+                "the filter returned {other}; return true/false or {{allow, reason}}"
+            )),
+        }
+    }
+}
+
 /// A future returned by a filter.
 pub type FilterFuture = Pin<Box<dyn Future<Output = Decision> + Send>>;
 
@@ -620,5 +643,31 @@ mod tests {
         assert!(!r.try_take(t));
         assert!(r.try_take(t + Duration::from_millis(150)));
         assert!(RateLimiter::new(0, 0).try_take(t));
+    }
+
+    #[test]
+    fn filter_answers_from_the_bindings_read_as_decisions() {
+        use serde_json::json;
+        assert_eq!(Decision::from_value(&json!(true)), Decision::Allow);
+        assert_eq!(
+            Decision::from_value(&json!({"allow": true})),
+            Decision::Allow
+        );
+        assert_eq!(
+            Decision::from_value(&json!({"allow": false, "reason": "no"})),
+            Decision::Deny("no".into())
+        );
+        assert!(matches!(
+            Decision::from_value(&json!(false)),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            Decision::from_value(&json!(null)),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            Decision::from_value(&json!("yes")),
+            Decision::Deny(_)
+        ));
     }
 }

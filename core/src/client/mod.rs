@@ -524,6 +524,8 @@ pub enum ConnState {
     Connecting,
     /// In session with this registry URL.
     Connected(String),
+    /// A whole round of connection attempts failed with this error; retrying after a pause.
+    Down(Error),
     /// Stopped by `stop()`.
     Stopped,
 }
@@ -698,8 +700,9 @@ impl Netget {
                 .map(|s| s.clone())
         };
         match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(s)) => match &s {
-                ConnState::Connected(url) => Ok(url.clone()),
+            Ok(Ok(s)) => match s {
+                ConnState::Connected(url) => Ok(url),
+                ConnState::Down(e) => Err(e),
                 _ => Err(Error::Closed("this node was stopped".into())),
             },
             Ok(Err(_)) => Err(Error::Closed("this node was stopped".into())),
@@ -1109,6 +1112,8 @@ impl Actor {
     async fn run(mut self) {
         let mut backoff = Backoff::new();
         loop {
+            // A caller of start() during this round waits for its outcome.
+            self.inner.state_tx.send_replace(ConnState::Connecting);
             match self.connect_round().await {
                 Ok(conn) => {
                     let up_since = Instant::now();
@@ -1144,6 +1149,7 @@ impl Actor {
                     }
                 }
                 Err(e) => {
+                    self.inner.state_tx.send_replace(ConnState::Down(e.clone()));
                     // A whole round failed: callers waiting now get the error rather than a
                     // timeout, and the next round waits, with jitter, so nodes do not stampede.
                     for (_, reply_tx) in self.queued.drain(..) {

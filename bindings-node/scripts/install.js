@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// `npm install` hook: makes sure the native addon exists, building it when it is missing.
+//
+// The addon is `bindings-node/netget.<platform>.node`, next to `native.js` (the loader that
+// `napi build` generated). A package packed after a build ships it, and then this does nothing.
+// Otherwise it is built from the Rust sources shipped with the package, with plain cargo (the
+// package's devDependencies, such as @napi-rs/cli, are not installed for its users). Needs
+// cargo on the PATH (https://rustup.rs); a first build takes a few minutes.
+//
+// Where cargo builds: $CARGO_TARGET_DIR if set; inside a checkout, `target/node` (shared with
+// `npm run build`); inside node_modules, a temporary directory removed afterwards.
+'use strict';
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const here = path.resolve(__dirname, '..');
+const root = path.resolve(here, '..');
+const addon = path.join(here, `netget.${platformSuffix()}.node`);
+
+function platformSuffix() {
+  // The names `napi build --platform` gives (see native.js).
+  const arch = process.arch;
+  if (process.platform === 'linux') {
+    const musl = !process.report?.getReport?.()?.header?.glibcVersionRuntime;
+    return `linux-${arch}-${musl ? 'musl' : 'gnu'}`;
+  }
+  if (process.platform === 'win32') return `win32-${arch}-msvc`;
+  return `${process.platform}-${arch}`;
+}
+
+function libraryName() {
+  if (process.platform === 'win32') return 'netget_node.dll';
+  if (process.platform === 'darwin') return 'libnetget_node.dylib';
+  return 'libnetget_node.so';
+}
+
+function main() {
+  if (fs.existsSync(addon) && !process.env.NETGET_FORCE_BUILD) return 0;
+  if (spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    console.error(
+      `netget: the native addon ${path.relative(root, addon)} is missing and cargo is not ` +
+        'installed to build it. Install Rust (https://rustup.rs) and run `npm rebuild netget`.',
+    );
+    return 1;
+  }
+  const insideNodeModules = root.split(path.sep).includes('node_modules');
+  const targetDir =
+    process.env.CARGO_TARGET_DIR ||
+    (insideNodeModules
+      ? fs.mkdtempSync(path.join(os.tmpdir(), 'netget-build-'))
+      : path.join(root, 'target', 'node'));
+  console.error(`netget: building the native addon with cargo (into ${targetDir})...`);
+  const built = spawnSync(
+    'cargo',
+    ['build', '--release', '--locked', '--manifest-path', path.join(here, 'Cargo.toml')],
+    { stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: targetDir } },
+  );
+  try {
+    if (built.status !== 0) {
+      console.error('netget: cargo build failed; see the output above.');
+      return built.status || 1;
+    }
+    // Copy then rename: a process that has the old addon loaded keeps its (unlinked) copy.
+    fs.copyFileSync(path.join(targetDir, 'release', libraryName()), `${addon}.tmp`);
+    fs.renameSync(`${addon}.tmp`, addon);
+    console.error(`netget: built ${path.relative(root, addon)}`);
+    return 0;
+  } finally {
+    if (insideNodeModules && !process.env.CARGO_TARGET_DIR) {
+      fs.rmSync(targetDir, { recursive: true, force: true });
+    }
+  }
+}
+
+process.exitCode = main();

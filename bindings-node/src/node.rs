@@ -1,0 +1,224 @@
+//! `JsNetget`: one `netget::embed::Node` behind the JS class `Netget`.
+//!
+//! Each method converts its arguments, calls the core and converts the answer: async core calls
+//! become Promises (settled on the JS thread, rejected with the core's error and code), JSON
+//! values become plain JS objects. Options, validation and every decision are the core's.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{
+    within_runtime_if_available, Either, Null, PromiseRaw, ToNapiValue, Unknown,
+};
+use napi::Env;
+use napi_derive::napi;
+use netget::embed::{discover_options, Node};
+use serde_json::Value;
+
+use crate::error::{invalid_input, to_js, OrThrow};
+use crate::filter::{self, JsFilterFn};
+use crate::stream::{self, JsCallback, JsStream};
+
+/// A netget node of any type (registry, service or client).
+#[napi(js_name = "NativeNetget")]
+pub struct JsNetget {
+    /// The core node; shared with the futures of pending calls.
+    node: Arc<Node>,
+}
+
+#[napi]
+impl JsNetget {
+    /// Builds the node from the options object and, for registries, the filter function.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        options: Option<Value>,
+        filter: Option<Either<JsFilterFn<'_>, Unknown<'_>>>,
+    ) -> napi::Result<Self> {
+        let filter = match filter {
+            None => None,
+            Some(Either::A(function)) => Some(filter::from_js(function)?),
+            Some(Either::B(other)) if is_nullish(&other) => None,
+            Some(Either::B(_)) => return Err(invalid_input(&env, "filter must be a function")),
+        };
+        let options = options.unwrap_or_else(|| Value::Object(Default::default()));
+        // Peers start connecting at once, on the binding's runtime.
+        let node = within_runtime_if_available(|| Node::from_value(options, filter)).or_throw(&env)?;
+        Ok(JsNetget {
+            node: Arc::new(node),
+        })
+    }
+
+    /// `registry`, `service` or `client`.
+    #[napi(getter)]
+    pub fn node_type(&self) -> String {
+        self.node.node_type().to_string()
+    }
+
+    /// Registries: listens, resolves with the URL. Peers: resolves once in session.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn start<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+        let node = self.node.clone();
+        promise(env, async move { node.start().await })
+    }
+
+    /// The registry's URL (registries, once started) or the registry in session (peers).
+    #[napi(getter)]
+    pub fn url(&self) -> Option<String> {
+        self.node.url()
+    }
+
+    /// The node's public key (registries: once started).
+    #[napi(getter)]
+    pub fn public_key(&self, env: Env) -> napi::Result<String> {
+        self.node.public_key().or_throw(&env)
+    }
+
+    /// Registers this service node; resolves with the stored instance.
+    #[napi(ts_return_type = "Promise<Instance>")]
+    pub fn register_with_network<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Value>> {
+        let node = self.node.clone();
+        promise(env, async move { node.register_with_network().await })
+    }
+
+    /// Removes this node's registration.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn deregister<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let node = self.node.clone();
+        promise(env, async move { node.deregister().await })
+    }
+
+    /// One instance or `null`.
+    #[napi(ts_return_type = "Promise<Instance | null>")]
+    pub fn discover_service_node<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        options: Option<Value>,
+    ) -> napi::Result<PromiseRaw<'env, Value>> {
+        let node = self.node.clone();
+        promise(env, async move {
+            node.discover_service_node(&name, options).await
+        })
+    }
+
+    /// The cache-only fast path: the instance, `null` (cached, none matches), or `undefined`
+    /// when the registry must be asked (not cached, caching turned off, or options the async
+    /// path will report as invalid).
+    #[napi(ts_return_type = "Instance | null | undefined")]
+    pub fn discover_cached<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        options: Option<Value>,
+    ) -> napi::Result<Unknown<'env>> {
+        let hit = match discover_options(options) {
+            Ok(opts) if opts.cached => self.node.discover_cached(&name, &opts),
+            _ => None,
+        };
+        match hit {
+            Some(Some(instance)) => env.to_js_value(&*instance),
+            Some(None) => Null.into_unknown(env),
+            None => ().into_unknown(env),
+        }
+    }
+
+    /// Every matching instance.
+    #[napi(ts_return_type = "Promise<Instance[]>")]
+    pub fn discover_service_nodes<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        options: Option<Value>,
+    ) -> napi::Result<PromiseRaw<'env, Value>> {
+        let node = self.node.clone();
+        promise(env, async move {
+            node.discover_service_nodes(&name, options).await
+        })
+    }
+
+    /// Services of the network with instance counts.
+    #[napi(ts_return_type = "Promise<ServiceSummary[]>")]
+    pub fn services<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Value>> {
+        let node = self.node.clone();
+        promise(env, async move { node.services().await })
+    }
+
+    /// Calls `callback` with every change to `name`: `{ type, instance }`.
+    #[napi]
+    pub fn watch(&self, env: Env, name: String, callback: JsCallback<'_>) -> napi::Result<JsStream> {
+        let watch = self.node.watch(&name).or_throw(&env)?;
+        stream::spawn(watch, callback)
+    }
+
+    /// Calls `callback` with every message on `channel`: `{ channel, data, from }`.
+    #[napi]
+    pub fn subscribe(
+        &self,
+        env: Env,
+        channel: String,
+        callback: JsCallback<'_>,
+    ) -> napi::Result<JsStream> {
+        let subscription = self.node.subscribe(&channel).or_throw(&env)?;
+        stream::spawn(subscription, callback)
+    }
+
+    /// Publishes on a channel; resolves with the number of subscribers reached.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn publish<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+        data: Value,
+    ) -> napi::Result<PromiseRaw<'env, u32>> {
+        let node = self.node.clone();
+        promise(env, async move {
+            let delivered = node.publish(&channel, data).await?;
+            Ok(u32::try_from(delivered).unwrap_or(u32::MAX))
+        })
+    }
+
+    /// Adds a registry node to fail over to.
+    #[napi]
+    pub fn add_registry_node(&self, env: Env, url: String) -> napi::Result<()> {
+        self.node.add_registry_node(&url).or_throw(&env)
+    }
+
+    /// Removes a registry node.
+    #[napi]
+    pub fn remove_registry_node(&self, env: Env, url: String) -> napi::Result<()> {
+        self.node.remove_registry_node(&url).or_throw(&env)
+    }
+
+    /// The registry nodes of a peer, in order.
+    #[napi(getter)]
+    pub fn registry_nodes(&self) -> Vec<String> {
+        self.node.registry_nodes()
+    }
+
+    /// Stops the node (deregisters and closes sessions; a registry stops listening). Idempotent.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let node = self.node.clone();
+        promise(env, async move { node.stop().await })
+    }
+}
+
+/// A Promise of what `fut` resolves with, rejected with the core's error as a JS error.
+fn promise<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<PromiseRaw<'env, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = netget::Result<T>> + Send + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(fut.await) }, |env, result| {
+        result.map_err(|e| to_js(env, e))
+    })
+}
+
+/// `null` or `undefined`.
+fn is_nullish(value: &Unknown<'_>) -> bool {
+    matches!(
+        value.get_type(),
+        Ok(napi::ValueType::Null | napi::ValueType::Undefined)
+    )
+}
