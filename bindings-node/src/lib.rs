@@ -12,6 +12,7 @@
 //! errors, futures (Promises) and callbacks, nothing more. The module is private
 //! (`bindings-node/native.js`); the public package is the small typed JS layer beside it.
 
+mod args;
 mod error;
 mod filter;
 mod node;

@@ -15,9 +15,10 @@ use napi_derive::napi;
 use netget::embed::{discover_options, Node};
 use serde_json::Value;
 
+use crate::args::{self, Callback, Text};
 use crate::error::{invalid_input, to_js, OrThrow};
 use crate::filter::{self, JsFilterFn};
-use crate::stream::{self, JsCallback, JsStream};
+use crate::stream::{self, JsStream};
 
 /// A netget node of any type (registry, service or client).
 #[napi(js_name = "NativeNetget")]
@@ -29,19 +30,28 @@ pub struct JsNetget {
 #[napi]
 impl JsNetget {
     /// Builds the node from the options object and, for registries, the filter function.
-    #[napi(constructor)]
+    #[napi(
+        constructor,
+        ts_args_type = "options?: object, filter?: (request: object) => boolean | FilterAnswer | Promise<boolean | FilterAnswer>"
+    )]
     pub fn new(
         env: Env,
-        options: Option<Value>,
+        options: Option<Unknown<'_>>,
         filter: Option<Either<JsFilterFn<'_>, Unknown<'_>>>,
     ) -> napi::Result<Self> {
         let filter = match filter {
             None => None,
             Some(Either::A(function)) => Some(filter::from_js(function)?),
-            Some(Either::B(other)) if is_nullish(&other) => None,
+            Some(Either::B(other)) if args::is_nullish(&other) => None,
             Some(Either::B(_)) => return Err(invalid_input(&env, "filter must be a function")),
         };
-        let options = options.unwrap_or_else(|| Value::Object(Default::default()));
+        let options = match options {
+            // Anything but an object is the core's to refuse, with the same message as Python.
+            Some(o) if !args::is_nullish(&o) => env
+                .from_js_value::<Value, _>(o)
+                .map_err(|e| invalid_input(&env, format!("invalid Netget options: {}", e.reason)))?,
+            _ => Value::Object(Default::default()),
+        };
         // Peers start connecting at once, on the binding's runtime.
         let node = within_runtime_if_available(|| Node::from_value(options, filter)).or_throw(&env)?;
         Ok(JsNetget {
@@ -75,8 +85,11 @@ impl JsNetget {
     }
 
     /// Registers this service node; resolves with the stored instance.
-    #[napi(ts_return_type = "Promise<Instance>")]
-    pub fn register_with_network<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Value>> {
+    #[napi(ts_return_type = "Promise<object>")]
+    pub fn register_with_network<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Value>> {
         let node = self.node.clone();
         promise(env, async move { node.register_with_network().await })
     }
@@ -89,13 +102,15 @@ impl JsNetget {
     }
 
     /// One instance or `null`.
-    #[napi(ts_return_type = "Promise<Instance | null>")]
+    #[napi(ts_args_type = "name: string, options?: object", ts_return_type = "Promise<object | null>")]
     pub fn discover_service_node<'env>(
         &self,
         env: &'env Env,
-        name: String,
-        options: Option<Value>,
+        name: Text<'_>,
+        options: Option<Unknown<'_>>,
     ) -> napi::Result<PromiseRaw<'env, Value>> {
+        let name = args::text(env, name, "the service name")?;
+        let options = args::json(env, options, "discovery options")?;
         let node = self.node.clone();
         promise(env, async move {
             node.discover_service_node(&name, options).await
@@ -103,17 +118,21 @@ impl JsNetget {
     }
 
     /// The cache-only fast path: the instance, `null` (cached, none matches), or `undefined`
-    /// when the registry must be asked (not cached, caching turned off, or options the async
+    /// when the registry must be asked (not cached, caching turned off, or arguments the async
     /// path will report as invalid).
-    #[napi(ts_return_type = "Instance | null | undefined")]
+    #[napi(ts_args_type = "name: string, options?: object", ts_return_type = "object | null | undefined")]
     pub fn discover_cached<'env>(
         &self,
         env: &'env Env,
-        name: String,
-        options: Option<Value>,
+        name: Text<'_>,
+        options: Option<Unknown<'_>>,
     ) -> napi::Result<Unknown<'env>> {
-        let hit = match discover_options(options) {
-            Ok(opts) if opts.cached => self.node.discover_cached(&name, &opts),
+        let hit = match (name, args::json(env, options, "discovery options")) {
+            (Either::A(name), Ok(options)) => match discover_options(options) {
+                // The core's own fast path skips the cache only when told so; same here.
+                Ok(opts) if opts.cached => self.node.discover_cached(&name, &opts),
+                _ => None,
+            },
             _ => None,
         };
         match hit {
@@ -124,13 +143,15 @@ impl JsNetget {
     }
 
     /// Every matching instance.
-    #[napi(ts_return_type = "Promise<Instance[]>")]
+    #[napi(ts_args_type = "name: string, options?: object", ts_return_type = "Promise<object[]>")]
     pub fn discover_service_nodes<'env>(
         &self,
         env: &'env Env,
-        name: String,
-        options: Option<Value>,
+        name: Text<'_>,
+        options: Option<Unknown<'_>>,
     ) -> napi::Result<PromiseRaw<'env, Value>> {
+        let name = args::text(env, name, "the service name")?;
+        let options = args::json(env, options, "discovery options")?;
         let node = self.node.clone();
         promise(env, async move {
             node.discover_service_nodes(&name, options).await
@@ -138,39 +159,45 @@ impl JsNetget {
     }
 
     /// Services of the network with instance counts.
-    #[napi(ts_return_type = "Promise<ServiceSummary[]>")]
+    #[napi(ts_return_type = "Promise<object[]>")]
     pub fn services<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Value>> {
         let node = self.node.clone();
         promise(env, async move { node.services().await })
     }
 
     /// Calls `callback` with every change to `name`: `{ type, instance }`.
-    #[napi]
-    pub fn watch(&self, env: Env, name: String, callback: JsCallback<'_>) -> napi::Result<JsStream> {
+    #[napi(ts_args_type = "name: string, callback: (event: object) => void")]
+    pub fn watch(&self, env: Env, name: Text<'_>, callback: Callback<'_>) -> napi::Result<JsStream> {
+        let name = args::text(&env, name, "the service name")?;
+        let callback = args::callback(&env, callback, "the watch callback")?;
         let watch = self.node.watch(&name).or_throw(&env)?;
         stream::spawn(watch, callback)
     }
 
     /// Calls `callback` with every message on `channel`: `{ channel, data, from }`.
-    #[napi]
+    #[napi(ts_args_type = "channel: string, callback: (message: object) => void")]
     pub fn subscribe(
         &self,
         env: Env,
-        channel: String,
-        callback: JsCallback<'_>,
+        channel: Text<'_>,
+        callback: Callback<'_>,
     ) -> napi::Result<JsStream> {
+        let channel = args::text(&env, channel, "the channel")?;
+        let callback = args::callback(&env, callback, "the subscription callback")?;
         let subscription = self.node.subscribe(&channel).or_throw(&env)?;
         stream::spawn(subscription, callback)
     }
 
     /// Publishes on a channel; resolves with the number of subscribers reached.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_args_type = "channel: string, data?: unknown", ts_return_type = "Promise<number>")]
     pub fn publish<'env>(
         &self,
         env: &'env Env,
-        channel: String,
-        data: Value,
+        channel: Text<'_>,
+        data: Option<Unknown<'_>>,
     ) -> napi::Result<PromiseRaw<'env, u32>> {
+        let channel = args::text(env, channel, "the channel")?;
+        let data = args::json(env, data, "the published data")?.unwrap_or(Value::Null);
         let node = self.node.clone();
         promise(env, async move {
             let delivered = node.publish(&channel, data).await?;
@@ -179,14 +206,16 @@ impl JsNetget {
     }
 
     /// Adds a registry node to fail over to.
-    #[napi]
-    pub fn add_registry_node(&self, env: Env, url: String) -> napi::Result<()> {
+    #[napi(ts_args_type = "url: string")]
+    pub fn add_registry_node(&self, env: Env, url: Text<'_>) -> napi::Result<()> {
+        let url = args::text(&env, url, "the registry URL")?;
         self.node.add_registry_node(&url).or_throw(&env)
     }
 
     /// Removes a registry node.
-    #[napi]
-    pub fn remove_registry_node(&self, env: Env, url: String) -> napi::Result<()> {
+    #[napi(ts_args_type = "url: string")]
+    pub fn remove_registry_node(&self, env: Env, url: Text<'_>) -> napi::Result<()> {
+        let url = args::text(&env, url, "the registry URL")?;
         self.node.remove_registry_node(&url).or_throw(&env)
     }
 
@@ -213,12 +242,4 @@ where
     env.spawn_future_with_callback(async move { Ok(fut.await) }, |env, result| {
         result.map_err(|e| to_js(env, e))
     })
-}
-
-/// `null` or `undefined`.
-fn is_nullish(value: &Unknown<'_>) -> bool {
-    matches!(
-        value.get_type(),
-        Ok(napi::ValueType::Null | napi::ValueType::Undefined)
-    )
 }
