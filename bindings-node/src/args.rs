@@ -4,7 +4,7 @@
 //! (`InvalidArg`). Arguments a caller can plausibly get wrong are taken loosely here instead and
 //! converted by these helpers, so a wrong type is a `NETGET_INVALID_INPUT` like any bad value.
 
-use napi::bindgen_prelude::{Either, Unknown};
+use napi::bindgen_prelude::{Either, FromNapiValue, JsValue, Unknown};
 use napi::{Env, ValueType};
 use serde_json::Value;
 
@@ -45,24 +45,34 @@ pub(crate) fn callback<'scope>(
 
 /// A JSON-like value (`undefined` and `null` are `None`); a value JSON cannot hold (a function,
 /// a symbol) is `NETGET_INVALID_INPUT` naming the argument.
-pub(crate) fn json(env: &Env, value: Option<Unknown<'_>>, what: &str) -> napi::Result<Option<Value>> {
+pub(crate) fn json(
+    env: &Env,
+    value: Option<Unknown<'_>>,
+    what: &str,
+) -> napi::Result<Option<Value>> {
     let Some(value) = value else {
         return Ok(None);
     };
     if is_nullish(&value) {
         return Ok(None);
     }
-    env.from_js_value::<Value, _>(value)
+    to_value(env, value)
         .map(Some)
         .map_err(|e| invalid_input(env, format!("{what} is not plain data: {}", e.reason)))
 }
 
+/// A JS value as JSON, the way napi converts a `serde_json::Value` argument: properties that are
+/// `undefined` are left out (as `JSON.stringify` does), so `{ tags: undefined }` means no tags.
+#[allow(unsafe_code)]
+pub(crate) fn to_value(env: &Env, value: Unknown<'_>) -> napi::Result<Value> {
+    // SAFETY: `value` is a live value of `env`, and this runs on `env`'s thread: napi handed both
+    // to the method being called.
+    unsafe { <Value as FromNapiValue>::from_napi_value(env.raw(), value.raw()) }
+}
+
 /// `null` or `undefined`.
 pub(crate) fn is_nullish(value: &Unknown<'_>) -> bool {
-    matches!(
-        value.get_type(),
-        Ok(ValueType::Null | ValueType::Undefined)
-    )
+    matches!(value.get_type(), Ok(ValueType::Null | ValueType::Undefined))
 }
 
 fn type_name(value: &Unknown<'_>) -> &'static str {
@@ -71,7 +81,6 @@ fn type_name(value: &Unknown<'_>) -> &'static str {
         Ok(ValueType::Null) => "null",
         Ok(ValueType::Boolean) => "a boolean",
         Ok(ValueType::Number) => "a number",
-        Ok(ValueType::BigInt) => "a bigint",
         Ok(ValueType::String) => "a string",
         Ok(ValueType::Symbol) => "a symbol",
         Ok(ValueType::Object) => "an object",

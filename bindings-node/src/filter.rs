@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Either3, Function, Promise};
-use napi_derive::napi;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
+use napi_derive::napi;
 use netget::security::{filter_fn, Decision, Filter, FilterRequest};
 use serde_json::Value;
 
@@ -127,7 +127,10 @@ mod tests {
             decision(json!({"allow": false, "reason": "no"})),
             Decision::Deny("no".into())
         );
-        assert!(matches!(decision(json!({"allowed": true})), Decision::Deny(_)));
+        assert!(matches!(
+            decision(json!({"allowed": true})),
+            Decision::Deny(_)
+        ));
         assert!(matches!(decision(json!("yes")), Decision::Deny(_)));
         assert!(matches!(decision(Value::Null), Decision::Deny(_)));
     }
@@ -137,7 +140,10 @@ mod tests {
         let reason = |s: &str| thrown_reason(napi::Error::new(Status::GenericFailure, s));
         assert_eq!(reason("Error: not today"), "not today");
         assert_eq!(reason("TypeError: x is undefined"), "x is undefined");
-        assert_eq!(reason("plain string: with colon"), "plain string: with colon");
+        assert_eq!(
+            reason("plain string: with colon"),
+            "plain string: with colon"
+        );
         assert_eq!(reason(""), "the filter failed");
     }
 }

@@ -5,6 +5,7 @@
 //! - [`node`]: `JsNetget`, one `netget::embed::Node` behind the JS class `Netget`.
 //! - [`filter`]: a JS function (sync or async) as the registry's conditional filter.
 //! - [`stream`]: watches and channel subscriptions delivered to JS callbacks.
+//! - [`args`]: arguments converted with netget's errors (a wrong type is `NETGET_INVALID_INPUT`).
 //! - [`error`]: netget errors as JS `Error` objects with a `code`, mapped in one place.
 //! - `run_cli`: the `netget` command line, for the package's `bin`.
 //!

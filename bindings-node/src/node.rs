@@ -12,7 +12,7 @@ use napi::bindgen_prelude::{
 };
 use napi::Env;
 use napi_derive::napi;
-use netget::embed::{discover_options, Node};
+use netget::embed::{discover_options, instance_value, Node};
 use serde_json::Value;
 
 use crate::args::{self, Callback, Text};
@@ -47,13 +47,14 @@ impl JsNetget {
         };
         let options = match options {
             // Anything but an object is the core's to refuse, with the same message as Python.
-            Some(o) if !args::is_nullish(&o) => env
-                .from_js_value::<Value, _>(o)
-                .map_err(|e| invalid_input(&env, format!("invalid Netget options: {}", e.reason)))?,
+            Some(o) if !args::is_nullish(&o) => args::to_value(&env, o).map_err(|e| {
+                invalid_input(&env, format!("invalid Netget options: {}", e.reason))
+            })?,
             _ => Value::Object(Default::default()),
         };
         // Peers start connecting at once, on the binding's runtime.
-        let node = within_runtime_if_available(|| Node::from_value(options, filter)).or_throw(&env)?;
+        let node =
+            within_runtime_if_available(|| Node::from_value(options, filter)).or_throw(&env)?;
         Ok(JsNetget {
             node: Arc::new(node),
         })
@@ -102,7 +103,10 @@ impl JsNetget {
     }
 
     /// One instance or `null`.
-    #[napi(ts_args_type = "name: string, options?: object", ts_return_type = "Promise<object | null>")]
+    #[napi(
+        ts_args_type = "name: string, options?: object",
+        ts_return_type = "Promise<object | null>"
+    )]
     pub fn discover_service_node<'env>(
         &self,
         env: &'env Env,
@@ -120,7 +124,10 @@ impl JsNetget {
     /// The cache-only fast path: the instance, `null` (cached, none matches), or `undefined`
     /// when the registry must be asked (not cached, caching turned off, or arguments the async
     /// path will report as invalid).
-    #[napi(ts_args_type = "name: string, options?: object", ts_return_type = "object | null | undefined")]
+    #[napi(
+        ts_args_type = "name: string, options?: object",
+        ts_return_type = "object | null | undefined"
+    )]
     pub fn discover_cached<'env>(
         &self,
         env: &'env Env,
@@ -136,14 +143,17 @@ impl JsNetget {
             _ => None,
         };
         match hit {
-            Some(Some(instance)) => env.to_js_value(&*instance),
+            Some(Some(instance)) => instance_value(&instance).into_unknown(env),
             Some(None) => Null.into_unknown(env),
             None => ().into_unknown(env),
         }
     }
 
     /// Every matching instance.
-    #[napi(ts_args_type = "name: string, options?: object", ts_return_type = "Promise<object[]>")]
+    #[napi(
+        ts_args_type = "name: string, options?: object",
+        ts_return_type = "Promise<object[]>"
+    )]
     pub fn discover_service_nodes<'env>(
         &self,
         env: &'env Env,
@@ -167,7 +177,12 @@ impl JsNetget {
 
     /// Calls `callback` with every change to `name`: `{ type, instance }`.
     #[napi(ts_args_type = "name: string, callback: (event: object) => void")]
-    pub fn watch(&self, env: Env, name: Text<'_>, callback: Callback<'_>) -> napi::Result<JsStream> {
+    pub fn watch(
+        &self,
+        env: Env,
+        name: Text<'_>,
+        callback: Callback<'_>,
+    ) -> napi::Result<JsStream> {
         let name = args::text(&env, name, "the service name")?;
         let callback = args::callback(&env, callback, "the watch callback")?;
         let watch = self.node.watch(&name).or_throw(&env)?;
@@ -189,7 +204,10 @@ impl JsNetget {
     }
 
     /// Publishes on a channel; resolves with the number of subscribers reached.
-    #[napi(ts_args_type = "channel: string, data?: unknown", ts_return_type = "Promise<number>")]
+    #[napi(
+        ts_args_type = "channel: string, data?: unknown",
+        ts_return_type = "Promise<number>"
+    )]
     pub fn publish<'env>(
         &self,
         env: &'env Env,

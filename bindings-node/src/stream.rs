@@ -54,14 +54,14 @@ pub(crate) trait Source: Send + 'static {
 }
 
 impl Source for netget::Watch {
-    fn next_item(&mut self) -> impl Future<Output = Option<Value>> + Send + '_ {
-        async move { json(netget::Watch::next(self).await?) }
+    async fn next_item(&mut self) -> Option<Value> {
+        json(netget::Watch::next(self).await?)
     }
 }
 
 impl Source for netget::Subscription {
-    fn next_item(&mut self) -> impl Future<Output = Option<Value>> + Send + '_ {
-        async move { json(netget::Subscription::next(self).await?) }
+    async fn next_item(&mut self) -> Option<Value> {
+        json(netget::Subscription::next(self).await?)
     }
 }
 
