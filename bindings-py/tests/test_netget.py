@@ -58,7 +58,14 @@ async def test_register_discover_watch_deregister_round_trip(registry: Netget) -
                 "id"
             ] == inst["id"]
             services = await watcher.services()
-            assert {"name": "orders", "instances": 1, "healthy": 1} in services
+            assert {
+                "name": "orders",
+                "instances": 1,
+                "healthy": 1,
+                "passing": 1,
+                "warning": 0,
+                "critical": 0,
+            } in services
 
             await node.deregister()
             down = await asyncio.wait_for(events.__anext__(), 5)

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Connection, Dial, Socket};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
-use crate::model::{InstanceId, NetworkName, Registration, ServiceName};
+use crate::model::{InstanceId, NetworkName, Registration, ServiceName, WireDuration};
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::rest::RestClient;
 
@@ -49,6 +49,17 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Instead of the load phases: register this many instances with an HTTP health check
+    /// every `--check-interval` against a local server, and measure the registry's CPU and
+    /// memory while it runs them.
+    #[arg(long, default_value_t = 0)]
+    pub health_checks: usize,
+    /// Interval of those checks.
+    #[arg(long, default_value = "10s", value_parser = |s: &str| WireDuration::parse(s).map_err(|e| e.to_string()))]
+    pub check_interval: WireDuration,
+    /// How long to measure CPU for, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub window: u64,
 }
 
 /// The figures one run produces.
@@ -198,8 +209,140 @@ async fn pipeline(socket: &mut Socket, msgs: Vec<ClientMessage>, window: usize) 
     Ok(errors)
 }
 
+/// What the health-check phase measured.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    /// Checked instances.
+    pub instances: usize,
+    /// Check interval, seconds.
+    pub interval_secs: f64,
+    /// Probes the target server answered during the window, per second.
+    pub probes_per_sec: f64,
+    /// Registry CPU over the window, in percent of one core.
+    pub cpu_percent: f64,
+    /// Registry RSS at the end, KiB.
+    pub rss_kib: Option<u64>,
+}
+
+fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+async fn measure_health(args: &BenchArgs) -> Result<HealthReport> {
+    let child = start_child().await?;
+    let pid = child.child.id();
+    // The checked service: answers 200 on /health and counts the probes.
+    let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { "ok" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let target = format!(
+        "http://{}/health",
+        listener
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))?
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let rest = RestClient::new(&child.url)?;
+    let n = args.health_checks;
+    let workers = args.inflight.max(1);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (rest, target) = (rest.clone(), target.clone());
+        let interval = args.check_interval;
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(workers) {
+                let mut reg = payload(i);
+                reg.health = Some(crate::model::HealthCheck {
+                    http: Some(target.clone()),
+                    interval: Some(interval),
+                    ..Default::default()
+                });
+                rest.register(
+                    "development",
+                    &format!("checked-{}", i % 100),
+                    &format!("h-{i}"),
+                    &reg,
+                )
+                .await?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| Error::Internal(e.to_string()))??;
+    }
+    // Let every check start (they spread over one interval), then measure a window.
+    tokio::time::sleep(args.check_interval.0 + Duration::from_secs(1)).await;
+    let (t0, h0, start) = (
+        cpu_ticks(pid),
+        hits.load(std::sync::atomic::Ordering::Relaxed),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs(args.window)).await;
+    let (t1, h1, took) = (
+        cpu_ticks(pid),
+        hits.load(std::sync::atomic::Ordering::Relaxed),
+        start.elapsed(),
+    );
+    server.abort();
+    // Linux reports CPU time in clock ticks of 1/100 s.
+    let cpu_percent = match (t0, t1) {
+        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / 100.0 / took.as_secs_f64() * 100.0,
+        _ => 0.0,
+    };
+    Ok(HealthReport {
+        instances: n,
+        interval_secs: args.check_interval.0.as_secs_f64(),
+        probes_per_sec: (h1 - h0) as f64 / took.as_secs_f64(),
+        cpu_percent,
+        rss_kib: rss_kib(pid),
+    })
+}
+
 /// Runs the benchmark and prints the report.
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.health_checks > 0 {
+        let r = measure_health(&args).await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?
+            );
+        } else {
+            println!(
+                "netget bench — {} instances with an HTTP check every {}s",
+                r.instances, r.interval_secs
+            );
+            println!("  probes answered/s            {:>12.0}", r.probes_per_sec);
+            println!(
+                "  registry CPU                 {:>11.1}% of one core",
+                r.cpu_percent
+            );
+            if let Some(rss) = r.rss_kib {
+                println!(
+                    "  registry RSS                 {:>10.1} MiB",
+                    rss as f64 / 1024.0
+                );
+            }
+        }
+        return Ok(());
+    }
     let report = measure(&args).await?;
     if args.json {
         println!(

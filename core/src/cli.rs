@@ -252,16 +252,21 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> i32 {
     }
 }
 
-/// Logs to stderr; `NETGET_LOG` sets the filter (e.g. `NETGET_LOG=debug`). By default a registry
-/// logs at info and the client commands only warnings, so their output stays readable.
+/// Logs to stderr; `NETGET_LOG` sets the filter (e.g. `NETGET_LOG=debug`), and
+/// `NETGET_LOG_FORMAT=json` writes one JSON object per line. By default a registry logs at info
+/// and the client commands only warnings, so their output stays readable.
 pub fn init_logging(verbose: bool) {
     let default = if verbose { "warn,netget=info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETGET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("NETGET_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -464,6 +469,10 @@ fn describe(i: &Instance) -> String {
     }
     if let Some(v) = &i.version {
         s.push_str(&format!(" version={v}"));
+    }
+    if let Some(c) = &i.last_check {
+        let ago = crate::model::now_millis().saturating_sub(c.at) as f64 / 1000.0;
+        s.push_str(&format!(" last check: {} ({ago:.1}s ago)", c.output));
     }
     s
 }

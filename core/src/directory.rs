@@ -15,8 +15,8 @@ use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Discovery, EventKind, Instance, InstanceId, NetworkName, ServiceName, ServiceSummary, Status,
-    WatchEvent,
+    CheckRecord, Discovery, EventKind, Instance, InstanceId, NetworkName, ServiceName,
+    ServiceSummary, Status, WatchEvent,
 };
 
 /// How many events a watch channel buffers before a slow watcher is told it lagged (and gets a
@@ -32,7 +32,8 @@ pub enum Owner {
     /// Registered over HTTP: lives until it expires unless renewed by a heartbeat. `token` is a
     /// digest of the bearer token used (if any): only the same token may change or remove it.
     Rest {
-        ttl: Duration,
+        /// `None`: lives by its active health check instead.
+        ttl: Option<Duration>,
         token: Option<Arc<str>>,
     },
 }
@@ -58,13 +59,17 @@ struct Service {
     /// Created on the first watch and dropped when the last watcher leaves: a broadcast
     /// channel preallocates its whole buffer, which a registry with 100k unwatched services
     /// cannot afford.
-    events_tx: Option<broadcast::Sender<Arc<WatchEvent>>>,
+    events_tx: Option<broadcast::Sender<Change>>,
 }
 
 impl Service {
     fn publish(&mut self, kind: EventKind, instance: Arc<Instance>) {
         if let Some(tx) = &self.events_tx {
-            if tx.send(Arc::new(WatchEvent { kind, instance })).is_err() {
+            let change = Change {
+                event: Arc::new(WatchEvent { kind, instance }),
+                at: Instant::now(),
+            };
+            if tx.send(change).is_err() {
                 // Every watcher has gone: free the buffer.
                 self.events_tx = None;
             }
@@ -92,7 +97,17 @@ impl Service {
 }
 
 /// The receiving end of one service's watch channel.
-pub type WatchReceiver = broadcast::Receiver<Arc<WatchEvent>>;
+pub type WatchReceiver = broadcast::Receiver<Change>;
+
+/// A change as watch channels carry it: the event, and when the directory made it (so the push
+/// latency to each watcher can be measured).
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// What changed.
+    pub event: Arc<WatchEvent>,
+    /// When.
+    pub at: Instant,
+}
 
 /// Where an instance lives: its network, service and id.
 pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
@@ -176,7 +191,7 @@ impl Directory {
             instance.id.clone(),
         );
         let expires = match &owner {
-            Owner::Rest { ttl, .. } => Some(Instant::now() + *ttl),
+            Owner::Rest { ttl, .. } => ttl.map(|t| Instant::now() + t),
             Owner::Session { .. } => None,
         };
         let mut nets = self.write();
@@ -334,7 +349,31 @@ impl Directory {
                 ));
             }
         }
-        entry.expires = Some(Instant::now() + *ttl);
+        let now = Instant::now();
+        let Some(ttl) = ttl else {
+            // No TTL: it lives by its health check; a heartbeat changes nothing.
+            return Ok(entry.instance.clone());
+        };
+        let deadline = now + *ttl;
+        entry.expires = Some(deadline);
+        if entry.instance.status == Status::Critical && entry.instance.health.is_none() {
+            // A heartbeat after a missed TTL: alive again. (With an active check, the check
+            // decides the status.)
+            let mut changed = (*entry.instance).clone();
+            changed.status = Status::Passing;
+            changed.last_check = Some(CheckRecord {
+                output: "heartbeat received".into(),
+                at: crate::model::now_millis(),
+            });
+            entry.instance = Arc::new(changed);
+            let inst = entry.instance.clone();
+            // Its scheduled removal is now too early; `expire` reschedules a deadline that is
+            // later than the scheduled one, so nothing else to do.
+            if let Some(service) = nets.get_mut(&key.0).and_then(|s| s.get_mut(&key.1)) {
+                service.publish(EventKind::Changed, inst.clone());
+            }
+            return Ok(inst);
+        }
         Ok(entry.instance.clone())
     }
 
@@ -371,19 +410,46 @@ impl Directory {
             if entry.scheduled != Some(deadline) {
                 continue; // a stale item: the entry was replaced and rescheduled since
             }
-            match entry.expires {
-                Some(e) if e > now => {
-                    entry.scheduled = Some(e);
-                    reschedule.push(Reverse((e, key)));
+            let (Some(expires), Owner::Rest { ttl: Some(ttl), .. }) = (entry.expires, &entry.owner)
+            else {
+                continue;
+            };
+            // A missed TTL first makes the instance critical (watchers see it); it is removed
+            // only after `deregisterCriticalAfter` (default: one more TTL) without a heartbeat.
+            let grace = entry
+                .instance
+                .health
+                .as_ref()
+                .and_then(|h| h.deregister_critical_after)
+                .map(|d| d.0)
+                .unwrap_or(*ttl);
+            let remove_at = expires + grace;
+            if expires > now {
+                entry.scheduled = Some(expires);
+                reschedule.push(Reverse((expires, key)));
+            } else if remove_at > now {
+                let turned_critical = (entry.instance.status != Status::Critical).then(|| {
+                    let mut changed = (*entry.instance).clone();
+                    changed.status = Status::Critical;
+                    changed.last_check = Some(CheckRecord {
+                        output: format!("TTL expired: no heartbeat for {ttl:?}"),
+                        at: crate::model::now_millis(),
+                    });
+                    entry.instance = Arc::new(changed);
+                    entry.instance.clone()
+                });
+                entry.scheduled = Some(remove_at);
+                reschedule.push(Reverse((remove_at, key)));
+                if let Some(inst) = turned_critical {
+                    service.publish(EventKind::Changed, inst);
                 }
-                _ => {
-                    if let Some(old) = service.instances.remove(&key.2) {
-                        service.publish(EventKind::Down, old.instance);
-                        removed += 1;
-                    }
-                    if service.is_idle() {
-                        services.remove(&key.1);
-                    }
+            } else {
+                if let Some(old) = service.instances.remove(&key.2) {
+                    service.publish(EventKind::Down, old.instance);
+                    removed += 1;
+                }
+                if service.is_idle() {
+                    services.remove(&key.1);
                 }
             }
         }
@@ -470,22 +536,40 @@ impl Directory {
         let mut out: Vec<_> = services
             .iter()
             .filter(|(_, s)| !s.instances.is_empty())
-            .map(|(name, s)| ServiceSummary {
-                name: name.clone(),
-                instances: s.instances.len(),
-                healthy: s
-                    .instances
-                    .values()
-                    .filter(|e| e.instance.status.is_healthy())
-                    .count(),
+            .map(|(name, s)| {
+                let count = |st: Status| {
+                    s.instances
+                        .values()
+                        .filter(|e| e.instance.status == st)
+                        .count()
+                };
+                let (passing, warning, critical) = (
+                    count(Status::Passing),
+                    count(Status::Warning),
+                    count(Status::Critical),
+                );
+                ServiceSummary {
+                    name: name.clone(),
+                    instances: s.instances.len(),
+                    healthy: passing + warning,
+                    passing,
+                    warning,
+                    critical,
+                }
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
-    /// Sets an instance's status (used by health checks), pushing `changed` if it differs.
-    pub fn set_status(&self, key: &InstanceKey, status: Status) -> Result<()> {
+    /// Records a health check's result: the instance's `lastCheck` always, its status when it
+    /// differs (pushing `changed` to watchers). Returns the status before.
+    pub fn record_check(
+        &self,
+        key: &InstanceKey,
+        status: Status,
+        output: String,
+    ) -> Result<Status> {
         let mut nets = self.write();
         let service = nets
             .get_mut(&key.0)
@@ -495,14 +579,56 @@ impl Directory {
             .instances
             .get_mut(&key.2)
             .ok_or_else(|| Error::NotFound(format!("no instance {:?}", key.2.as_str())))?;
-        if entry.instance.status != status {
-            let mut changed = (*entry.instance).clone();
-            changed.status = status;
-            entry.instance = Arc::new(changed);
-            let inst = entry.instance.clone();
+        let before = entry.instance.status;
+        let mut changed = (*entry.instance).clone();
+        changed.status = status;
+        changed.last_check = Some(CheckRecord {
+            output,
+            at: crate::model::now_millis(),
+        });
+        entry.instance = Arc::new(changed);
+        let inst = entry.instance.clone();
+        if before != status {
             service.publish(EventKind::Changed, inst);
         }
-        Ok(())
+        Ok(before)
+    }
+
+    /// Removes an instance whatever its owner (a health check that stayed critical too long),
+    /// telling watchers.
+    pub fn evict(&self, key: &InstanceKey) -> bool {
+        self.remove_where(std::iter::once(key), |_| true) == 1
+    }
+
+    /// Instances per network and status.
+    pub fn status_counts(&self) -> Vec<(NetworkName, [usize; 3])> {
+        let nets = self.read();
+        let mut v: Vec<_> = nets
+            .iter()
+            .map(|(n, services)| {
+                let mut c = [0usize; 3];
+                for e in services.values().flat_map(|s| s.instances.values()) {
+                    c[match e.instance.status {
+                        Status::Passing => 0,
+                        Status::Warning => 1,
+                        Status::Critical => 2,
+                    }] += 1;
+                }
+                (n.clone(), c)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The current instance at `key`, if any.
+    pub fn get(&self, key: &InstanceKey) -> Option<Arc<Instance>> {
+        self.read()
+            .get(&key.0)?
+            .get(&key.1)?
+            .instances
+            .get(&key.2)
+            .map(|e| e.instance.clone())
     }
 
     /// Total instances per network.
@@ -563,7 +689,7 @@ mod tests {
 
     fn rest() -> Owner {
         Owner::Rest {
-            ttl: Duration::from_secs(30),
+            ttl: Some(Duration::from_secs(30)),
             token: None,
         }
     }
@@ -646,7 +772,7 @@ mod tests {
         let key = (net("development"), web, InstanceId::new("a").unwrap());
         d.deregister(&key, &rest()).unwrap();
         let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|e| e.kind)
+            .map(|e| e.event.kind)
             .collect();
         assert_eq!(
             kinds,
@@ -690,41 +816,63 @@ mod tests {
     }
 
     #[test]
-    fn rest_registrations_expire_unless_renewed() {
+    fn rest_registrations_turn_critical_then_expire_unless_renewed() {
         let d = dir();
-        let short = Owner::Rest {
-            ttl: Duration::from_millis(10),
+        let t0 = Instant::now();
+        let ttl = Owner::Rest {
+            ttl: Some(Duration::from_millis(100)),
             token: None,
         };
-        d.register(inst("development", "web", "a", &[]), short.clone())
+        d.register(inst("development", "web", "a", &[]), ttl.clone())
             .unwrap();
-        d.register(inst("development", "web", "b", &[]), short)
+        d.register(inst("development", "web", "b", &[]), ttl)
             .unwrap();
+        let web = ServiceName::new("web").unwrap();
         let key_b = (
             net("development"),
-            ServiceName::new("web").unwrap(),
+            web.clone(),
             InstanceId::new("b").unwrap(),
         );
-        std::thread::sleep(Duration::from_millis(15));
+        std::thread::sleep(Duration::from_millis(60));
         d.heartbeat(&key_b, &rest()).unwrap();
-        assert_eq!(d.expire(Instant::now()), 1);
-        let left = d
-            .discover(
-                &net("development"),
-                &ServiceName::new("web").unwrap(),
-                false,
-                &[],
-            )
-            .unwrap();
-        assert_eq!(left.instances.len(), 1);
-        assert_eq!(left.instances[0].id.as_str(), "b");
+        let status = |id: &str| {
+            d.get(&(
+                net("development"),
+                web.clone(),
+                InstanceId::new(id).unwrap(),
+            ))
+            .map(|i| i.status)
+        };
+        // a missed its TTL: critical (not returned as healthy), not yet removed.
+        assert_eq!(d.expire(t0 + Duration::from_millis(130)), 0);
+        assert_eq!(status("a"), Some(Status::Critical));
+        assert_eq!(status("b"), Some(Status::Passing));
+        assert!(d
+            .get(&(
+                net("development"),
+                web.clone(),
+                InstanceId::new("a").unwrap()
+            ))
+            .unwrap()
+            .last_check
+            .clone()
+            .unwrap()
+            .output
+            .contains("TTL expired"));
+        // One more TTL without a heartbeat: removed.
+        assert_eq!(d.expire(t0 + Duration::from_millis(230)), 1);
+        assert_eq!(status("a"), None);
+        assert_eq!(status("b"), Some(Status::Critical));
+        // A heartbeat brings a critical instance back.
+        d.heartbeat(&key_b, &rest()).unwrap();
+        assert_eq!(status("b"), Some(Status::Passing));
     }
 
     #[test]
     fn heartbeats_do_not_grow_the_expiry_heap() {
         let d = dir();
         let owner = Owner::Rest {
-            ttl: Duration::from_secs(3600),
+            ttl: Some(Duration::from_secs(3600)),
             token: None,
         };
         d.register(inst("development", "web", "a", &[]), owner.clone())
@@ -746,7 +894,7 @@ mod tests {
     fn a_renewed_registration_survives_its_first_deadline_and_expires_later() {
         let d = dir();
         let owner = Owner::Rest {
-            ttl: Duration::from_millis(30),
+            ttl: Some(Duration::from_millis(100)),
             token: None,
         };
         d.register(inst("development", "web", "a", &[]), owner.clone())
@@ -756,15 +904,17 @@ mod tests {
             ServiceName::new("web").unwrap(),
             InstanceId::new("a").unwrap(),
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
         d.heartbeat(&key, &owner).unwrap();
-        std::thread::sleep(Duration::from_millis(15));
+        let renewed = Instant::now();
         assert_eq!(
-            d.expire(Instant::now()),
+            d.expire(renewed + Duration::from_millis(60)),
             0,
-            "renewed: rescheduled, not removed"
+            "renewed: rescheduled"
         );
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(d.expire(Instant::now()), 1);
+        assert_eq!(d.get(&key).unwrap().status, Status::Passing);
+        assert_eq!(d.expire(renewed + Duration::from_millis(150)), 0);
+        assert_eq!(d.get(&key).unwrap().status, Status::Critical);
+        assert_eq!(d.expire(renewed + Duration::from_millis(300)), 1);
     }
 }

@@ -6,6 +6,8 @@
 //! - [`model`]: networks, service names, instances, registrations, watch events; validation.
 //! - [`directory`]: the in-memory directory, isolated per network, with watch channels.
 //! - [`channels`]: publish/subscribe channels, scoped per network.
+//! - [`health`]: active HTTP/TCP health checks of the instances a registry owns.
+//! - [`metrics`]: what a registry counts, exposed at `/metrics`.
 //! - [`identity`]: Ed25519 keys of nodes and registries, and what a handshake signs.
 //! - [`protocol`]: the WebSocket protocol `netget/1` (see PROTOCOL.md).
 //! - [`config`]: how a registry is configured (code, `netget.toml`, flags).
@@ -27,7 +29,9 @@ pub mod config;
 pub mod directory;
 pub mod embed;
 pub mod error;
+pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod rest;

@@ -188,8 +188,8 @@ impl<'de> Deserialize<'de> for WireDuration {
     }
 }
 
-/// An active health check declared at registration. Stored and returned now; the registry runs
-/// it once the health issue lands (until then, REST registrations live by TTL).
+/// An active health check declared at registration, run by the registry that owns the instance
+/// (see `health`): HTTP GET (2xx passing, 429 warning, anything else critical) or TCP connect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
@@ -208,6 +208,41 @@ pub struct HealthCheck {
     /// Remove the instance after it has been critical this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregister_critical_after: Option<WireDuration>,
+    /// Consecutive successful probes before a non-passing instance is passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_before_passing: Option<u32>,
+    /// Consecutive failed probes before a passing instance turns warning or critical (default
+    /// 2), so one lost probe does not flip it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures_before_critical: Option<u32>,
+}
+
+impl HealthCheck {
+    /// Time between probes (default 10 s, at least 100 ms).
+    pub fn interval(&self) -> Duration {
+        self.interval
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_millis(100))
+    }
+
+    /// Time one probe may take (default the smaller of the interval and 5 s).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .map(|d| d.0)
+            .unwrap_or_else(|| self.interval().min(Duration::from_secs(5)))
+            .max(Duration::from_millis(10))
+    }
+}
+
+/// The last health check of an instance: what it said and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRecord {
+    /// The probe's result for a person (`HTTP 200 OK`, `connection refused`, `no heartbeat`).
+    pub output: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
 }
 
 /// What a node sends to register (or update) one instance: the body of
@@ -293,10 +328,37 @@ impl Registration {
             return Err(Error::too_large("metadata", meta_len, MAX_METADATA_BYTES));
         }
         if let Some(h) = &self.health {
-            if h.http.is_none() && h.tcp.is_none() {
-                return Err(Error::InvalidInput(
-                    "a health check needs \"http\" (a URL) or \"tcp\" (host:port)".into(),
-                ));
+            match (&h.http, &h.tcp) {
+                (Some(url), None) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://"))
+                        || url.len() > MAX_ADDRESS_LEN
+                    {
+                        return Err(Error::InvalidInput(format!(
+                            "health.http {url:?} must be an http:// or https:// URL"
+                        )));
+                    }
+                }
+                (None, Some(addr)) => {
+                    if !addr.contains(':') || addr.len() > MAX_ADDRESS_LEN || addr.contains("://") {
+                        return Err(Error::InvalidInput(format!(
+                            "health.tcp {addr:?} must be host:port"
+                        )));
+                    }
+                }
+                _ => return Err(Error::InvalidInput(
+                    "a health check needs exactly one of \"http\" (a URL) or \"tcp\" (host:port)"
+                        .into(),
+                )),
+            }
+            for t in [h.success_before_passing, h.failures_before_critical]
+                .into_iter()
+                .flatten()
+            {
+                if !(1..=100).contains(&t) {
+                    return Err(Error::InvalidInput(
+                        "health thresholds must be between 1 and 100".into(),
+                    ));
+                }
             }
         }
         Ok(())
@@ -333,6 +395,9 @@ pub struct Instance {
     /// The declared active check, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// The last health check (active probe or missed TTL), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<CheckRecord>,
     /// The registering node's public key (session registrations), shared by its instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<Arc<str>>,
@@ -367,6 +432,7 @@ impl Instance {
             registered_at: now_millis(),
             registry: Arc::from(registry),
             health: reg.health,
+            last_check: None,
             public_key: None,
             signature: reg.signature.map(String::into_boxed_str),
             signed_at: reg.signed_at,
@@ -379,7 +445,7 @@ impl Instance {
     }
 
     /// Whether two versions of an instance differ in anything a watcher cares about
-    /// (everything but the registration time).
+    /// (everything but the registration time and the last check's record).
     pub fn differs_from(&self, other: &Instance) -> bool {
         self.address != other.address
             || self.metadata != other.metadata
@@ -455,6 +521,15 @@ pub struct ServiceSummary {
     pub instances: usize,
     /// Instances not critical.
     pub healthy: usize,
+    /// Instances passing.
+    #[serde(default)]
+    pub passing: usize,
+    /// Instances warning.
+    #[serde(default)]
+    pub warning: usize,
+    /// Instances critical.
+    #[serde(default)]
+    pub critical: usize,
 }
 
 #[cfg(test)]

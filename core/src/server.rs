@@ -47,6 +47,10 @@ pub struct Shared {
     pub guard: Guard,
     /// Publish/subscribe channels.
     pub channels: crate::channels::Channels,
+    /// What the registry counts, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The active health checks of the instances this registry owns.
+    pub health: Arc<crate::health::Health>,
     /// Source of session ids.
     next_session: AtomicU64,
     /// Caps concurrent sessions; a permit is held for a session's lifetime.
@@ -189,9 +193,13 @@ fn build_shared(config: RegistryConfig, shutdown_rx: watch::Receiver<bool>) -> R
     let names: Vec<NetworkName> = config.networks.iter().map(|n| n.name.clone()).collect();
     let directory = Arc::new(Directory::new(&registry_id, &names));
     let guard = Guard::new(&config.networks, config.limits.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let health = crate::health::Health::new(directory.clone(), metrics.clone());
     Ok(Arc::new(Shared {
         guard,
         channels: Default::default(),
+        metrics,
+        health,
         directory,
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
         config,
@@ -218,6 +226,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown);
     let served = serve.await;
     reaper.abort();
+    shared.health.stop_all();
     // Sessions watch the same signal and close themselves, each releasing its permit when it
     // has removed its instances; holding every permit means all are done. Bounded so a wedged
     // peer cannot hold shutdown forever.
@@ -233,7 +242,8 @@ async fn reap(shared: Arc<Shared>) {
     let mut rounds = 0u64;
     loop {
         tick.tick().await;
-        shared.directory.expire(Instant::now());
+        let expired = shared.directory.expire(Instant::now());
+        shared.metrics.deregistered("expired", expired);
         rounds += 1;
         if rounds % 240 == 0 {
             shared.directory.sweep();
@@ -259,6 +269,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             put(heartbeat),
         )
         .route("/v1/ws", get(ws))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
@@ -274,11 +285,13 @@ async fn gate(
     next: Next,
 ) -> Response {
     if let Err(e) = s.guard.take_ip(remote.0.ip()) {
+        s.metrics.reject(e.code());
         return ApiError(e).into_response();
     }
     let origin = header(request.headers(), "origin");
     let host = header(request.headers(), "host");
     if !s.config.origins.allows(origin.as_deref(), host.as_deref()) {
+        s.metrics.reject("NETGET_FORBIDDEN");
         return ApiError(OriginPolicy::refusal(origin.as_deref().unwrap_or(""))).into_response();
     }
     let preflight = request.method() == Method::OPTIONS;
@@ -287,6 +300,9 @@ async fn gate(
     } else {
         next.run(request).await
     };
+    if let Some(RefusedWith(code)) = response.extensions().get::<RefusedWith>() {
+        s.metrics.reject(code);
+    }
     if let Some(origin) = origin {
         let h = response.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&origin) {
@@ -324,7 +340,7 @@ fn bearer(h: &HeaderMap) -> Option<String> {
 }
 
 /// Who a REST caller is, for ownership: a digest of its token (never the token itself).
-fn rest_owner(token: Option<&str>, ttl: Duration) -> Owner {
+fn rest_owner(token: Option<&str>, ttl: Option<Duration>) -> Owner {
     Owner::Rest {
         ttl,
         token: token.map(|t| Arc::from(crate::identity::token_digest(t))),
@@ -340,13 +356,31 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The code of an error answer, left in the response's extensions for the metrics.
+#[derive(Debug, Clone, Copy)]
+struct RefusedWith(&'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({ "error": self.0.to_body() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(RefusedWith(self.0.code()));
+        response
     }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let body = s.metrics.render(&s.directory, s.open_sessions());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
@@ -519,8 +553,14 @@ async fn register(
         )
         .into());
     }
-    let ttl = reg.ttl.map(|d| d.0).unwrap_or(s.config.default_ttl);
-    if ttl.is_zero() {
+    // A registration lives by its TTL, or — when it declares an active health check and no
+    // TTL — by that check alone.
+    let ttl = match (reg.ttl, &reg.health) {
+        (Some(t), _) => Some(t.0),
+        (None, Some(_)) => None,
+        (None, None) => Some(s.config.default_ttl),
+    };
+    if ttl.is_some_and(|t| t.is_zero()) {
         return Err(Error::InvalidInput("ttl must be more than 0".into()).into());
     }
     let token = bearer(&headers);
@@ -547,6 +587,8 @@ async fn register(
     let done = s
         .directory
         .register(instance, rest_owner(token.as_deref(), ttl))?;
+    s.metrics.registered("http");
+    s.health.track(&done.instance);
     let status = if done.created {
         StatusCode::CREATED
     } else {
@@ -561,7 +603,7 @@ async fn heartbeat(
     headers: HeaderMap,
 ) -> ApiResult<Json<Arc<Instance>>> {
     let key = writable_instance(&s, &network, &name, &id, &headers)?;
-    let by = rest_owner(bearer(&headers).as_deref(), s.config.default_ttl);
+    let by = rest_owner(bearer(&headers).as_deref(), None);
     Ok(Json(s.directory.heartbeat(&key, &by)?))
 }
 
@@ -571,8 +613,10 @@ async fn deregister(
     headers: HeaderMap,
 ) -> ApiResult<Json<Arc<Instance>>> {
     let key = writable_instance(&s, &network, &name, &id, &headers)?;
-    let by = rest_owner(bearer(&headers).as_deref(), s.config.default_ttl);
-    Ok(Json(s.directory.deregister(&key, &by)?))
+    let by = rest_owner(bearer(&headers).as_deref(), None);
+    let gone = s.directory.deregister(&key, &by)?;
+    s.metrics.deregistered("request", 1);
+    Ok(Json(gone))
 }
 
 async fn ws(

@@ -400,6 +400,7 @@ impl Session {
     /// Answers one refused message; returns the close reason once the session has refused too
     /// many, so a flood of garbage costs the sender its session and nobody else anything.
     async fn refuse(&mut self, id: Option<u64>, e: Error) -> Option<(u16, String)> {
+        self.shared.metrics.reject(e.code());
         // Only garbage and floods count against the budget; a well-formed request that is
         // refused (not found, forbidden, over a per-session limit) is ordinary traffic for a
         // long-lived node.
@@ -496,6 +497,8 @@ impl Session {
                     },
                 )?;
                 self.owned.insert(key);
+                self.shared.metrics.registered("websocket");
+                self.shared.health.track(&done.instance);
                 reply(id, ResultData::Instance(done.instance))
             }
             ClientMessage::Deregister {
@@ -512,6 +515,7 @@ impl Session {
                     },
                 )?;
                 self.owned.remove(&key);
+                self.shared.metrics.deregistered("request", 1);
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Discover {
@@ -519,10 +523,11 @@ impl Session {
                 name,
                 healthy_only,
                 tags,
-            } => reply(
-                id,
-                ResultData::Discovery(dir.discover(&me.network, &name, healthy_only, &tags)?),
-            ),
+            } => {
+                let found = dir.discover(&me.network, &name, healthy_only, &tags)?;
+                self.shared.metrics.discovered("websocket");
+                reply(id, ResultData::Discovery(found))
+            }
             ClientMessage::Services { id } => reply(
                 id,
                 ResultData::Services {
@@ -608,6 +613,7 @@ impl Session {
                     from: Some(me.public_key.clone()),
                 };
                 let delivered = self.shared.channels.publish(&me.network, message);
+                self.shared.metrics.channel_messages.inc();
                 reply(id, ResultData::Published { delivered })
             }
             ClientMessage::Ping { id } => Ok(Some(ServerMessage::Pong { id })),
@@ -665,6 +671,7 @@ impl Session {
         }
         let owned: Vec<InstanceKey> = self.owned.drain().collect();
         let removed = self.shared.directory.remove_session(self.id, &owned);
+        self.shared.metrics.deregistered("session", removed);
         if removed > 0 {
             tracing::debug!(session = self.id, removed, "session instances removed");
         }
@@ -674,17 +681,30 @@ impl Session {
 /// Pushes one watched service's events to the session; on lag, sends a full snapshot instead.
 async fn forward(
     name: ServiceName,
-    mut rx: broadcast::Receiver<Arc<crate::model::WatchEvent>>,
+    mut rx: crate::directory::WatchReceiver,
     out_tx: mpsc::Sender<Message>,
     shared: Arc<Shared>,
     network: NetworkName,
 ) {
+    // Counted while it runs, however it ends.
+    struct Counted(Arc<Shared>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.metrics.watchers(-1);
+        }
+    }
+    shared.metrics.watchers(1);
+    let _counted = Counted(shared.clone());
     loop {
+        let mut pushed_at = None;
         let msg = match rx.recv().await {
-            Ok(event) => ServerMessage::Event {
-                name: name.clone(),
-                event,
-            },
+            Ok(change) => {
+                pushed_at = Some(change.at);
+                ServerMessage::Event {
+                    name: name.clone(),
+                    event: change.event,
+                }
+            }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
                 // Skip what is still buffered: the snapshot taken after this point already
@@ -702,6 +722,13 @@ async fn forward(
         };
         if out_tx.send(text(&msg)).await.is_err() {
             return;
+        }
+        if let Some(at) = pushed_at {
+            shared.metrics.watch_events.inc();
+            shared
+                .metrics
+                .push_latency
+                .observe(at.elapsed().as_secs_f64());
         }
     }
 }

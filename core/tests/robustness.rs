@@ -70,7 +70,7 @@ async fn a_frozen_watcher_of_a_busy_service_is_still_timed_out() {
     // From here the peer neither reads nor writes, its socket open: frozen.
     let dir = reg.directory().clone();
     let rest = Owner::Rest {
-        ttl: Duration::from_secs(60),
+        ttl: Some(Duration::from_secs(60)),
         token: None,
     };
     for i in 0..6000 {
