@@ -23,7 +23,24 @@ use napi_derive::napi;
 
 /// Runs the `netget` command line with `args` (the first is the program name) and returns its
 /// exit code. Blocks the calling thread until the command ends (a registry runs until a signal).
+///
+/// Meant for the package's `bin`, a process that does nothing else: SIGINT and SIGTERM get their
+/// default dispositions back first, as in the native `netget` binary. Node's own handlers for
+/// them re-raise the signal, which loops once the core's handler (a registry stops gracefully on
+/// either) is chained after them; and with the JS thread blocked here, no JS listener could run.
 #[napi]
 pub fn run_cli(args: Vec<String>) -> i32 {
+    default_signal_dispositions();
     netget::cli::main_with_args(args)
+}
+
+#[allow(unsafe_code)]
+fn default_signal_dispositions() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs the default disposition (no handler code runs); nothing in this
+        // process relies on Node's handlers for these signals while the CLI runs.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+    }
 }
