@@ -73,9 +73,9 @@ async fn ask(tsfn: &FilterTsfn, request: FilterRequest) -> Decision {
             Decision::Deny(thrown_reason(e))
         }
         // An answer napi could not read as any of the three.
-        Err(_) => Decision::Deny(
-            "the filter answered neither true, false nor { allow, reason }".into(),
-        ),
+        Err(_) => {
+            Decision::Deny("the filter answered neither true, false nor { allow, reason }".into())
+        }
     }
 }
 
