@@ -18,6 +18,18 @@ export interface HealthCheck {
   timeout?: Duration;
   /** Remove the instance after it has been critical this long. */
   deregisterCriticalAfter?: Duration;
+  /** Consecutive successful probes before a non-passing instance is passing again (default 1). */
+  successBeforePassing?: number;
+  /** Consecutive failed probes before a passing instance turns warning or critical (default 2). */
+  failuresBeforeCritical?: number;
+}
+
+/** The last health check of an instance. */
+export interface CheckRecord {
+  /** The probe's result for a person (`HTTP 200 OK`, `connection refused`, `no heartbeat`). */
+  output: string;
+  /** Milliseconds since the Unix epoch. */
+  at: number;
 }
 
 /** One registered instance of a service, as every netget surface returns it. */
@@ -41,6 +53,8 @@ export interface Instance {
   /** Id of the registry that owns it. */
   registry: string;
   health?: HealthCheck;
+  /** The last health check (active probe or missed TTL), if any. */
+  lastCheck?: CheckRecord;
   /** The registering node's public key (session registrations). */
   publicKey?: string;
   /** The node's signature over the instance. */
@@ -70,6 +84,9 @@ export interface ServiceSummary {
   instances: number;
   /** Instances that are not critical. */
   healthy: number;
+  passing: number;
+  warning: number;
+  critical: number;
 }
 
 /** What a registry's filter is asked about. */

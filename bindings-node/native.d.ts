@@ -18,7 +18,7 @@ export declare class JsStream {
 /** A netget node of any type (registry, service or client). */
 export declare class NativeNetget {
   /** Builds the node from the options object and, for registries, the filter function. */
-  constructor(options?: any | undefined | null, filter?: JsFilterFn | unknown | undefined | null)
+  constructor(options?: object, filter?: (request: object) => boolean | FilterAnswer | Promise<boolean | FilterAnswer>)
   /** `registry`, `service` or `client`. */
   get nodeType(): string
   /** Registries: listens, resolves with the URL. Peers: resolves once in session. */
@@ -28,27 +28,27 @@ export declare class NativeNetget {
   /** The node's public key (registries: once started). */
   get publicKey(): string
   /** Registers this service node; resolves with the stored instance. */
-  registerWithNetwork(): Promise<Instance>
+  registerWithNetwork(): Promise<object>
   /** Removes this node's registration. */
   deregister(): Promise<void>
   /** One instance or `null`. */
-  discoverServiceNode(name: string, options?: any | undefined | null): Promise<Instance | null>
+  discoverServiceNode(name: string, options?: object): Promise<object | null>
   /**
    * The cache-only fast path: the instance, `null` (cached, none matches), or `undefined`
-   * when the registry must be asked (not cached, caching turned off, or options the async
+   * when the registry must be asked (not cached, caching turned off, or arguments the async
    * path will report as invalid).
    */
-  discoverCached(name: string, options?: any | undefined | null): Instance | null | undefined
+  discoverCached(name: string, options?: object): object | null | undefined
   /** Every matching instance. */
-  discoverServiceNodes(name: string, options?: any | undefined | null): Promise<Instance[]>
+  discoverServiceNodes(name: string, options?: object): Promise<object[]>
   /** Services of the network with instance counts. */
-  services(): Promise<ServiceSummary[]>
+  services(): Promise<object[]>
   /** Calls `callback` with every change to `name`: `{ type, instance }`. */
-  watch(name: string, callback: JsCallback): JsStream
+  watch(name: string, callback: (event: object) => void): JsStream
   /** Calls `callback` with every message on `channel`: `{ channel, data, from }`. */
-  subscribe(channel: string, callback: JsCallback): JsStream
+  subscribe(channel: string, callback: (message: object) => void): JsStream
   /** Publishes on a channel; resolves with the number of subscribers reached. */
-  publish(channel: string, data: any): Promise<number>
+  publish(channel: string, data?: unknown): Promise<number>
   /** Adds a registry node to fail over to. */
   addRegistryNode(url: string): void
   /** Removes a registry node. */
@@ -71,5 +71,10 @@ export interface FilterAnswer {
 /**
  * Runs the `netget` command line with `args` (the first is the program name) and returns its
  * exit code. Blocks the calling thread until the command ends (a registry runs until a signal).
+ *
+ * Meant for the package's `bin`, a process that does nothing else: SIGINT and SIGTERM get their
+ * default dispositions back first, as in the native `netget` binary. Node's own handlers for
+ * them re-raise the signal, which loops once the core's handler (a registry stops gracefully on
+ * either) is chained after them; and with the JS thread blocked here, no JS listener could run.
  */
 export declare function runCli(args: Array<string>): number

@@ -52,10 +52,15 @@ function main() {
     (insideNodeModules
       ? fs.mkdtempSync(path.join(os.tmpdir(), 'netget-build-'))
       : path.join(root, 'target', 'node'));
+  // Built for the host triple named explicitly, as `napi build --platform` does, so both
+  // share one set of artifacts in target/node.
+  const host = /^host: (\S+)$/m.exec(spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout || '');
+  const targetArgs = host ? ['--target', host[1]] : [];
+  const outDir = host ? path.join(targetDir, host[1], 'release') : path.join(targetDir, 'release');
   console.error(`netget: building the native addon with cargo (into ${targetDir})...`);
   const built = spawnSync(
     'cargo',
-    ['build', '--release', '--locked', '--manifest-path', path.join(here, 'Cargo.toml')],
+    ['build', '--release', '--locked', ...targetArgs, '--manifest-path', path.join(here, 'Cargo.toml')],
     { stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: targetDir } },
   );
   try {
@@ -64,7 +69,7 @@ function main() {
       return built.status || 1;
     }
     // Copy then rename: a process that has the old addon loaded keeps its (unlinked) copy.
-    fs.copyFileSync(path.join(targetDir, 'release', libraryName()), `${addon}.tmp`);
+    fs.copyFileSync(path.join(outDir, libraryName()), `${addon}.tmp`);
     fs.renameSync(`${addon}.tmp`, addon);
     console.error(`netget: built ${path.relative(root, addon)}`);
     return 0;

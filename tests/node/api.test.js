@@ -256,3 +256,24 @@ describe('Netget', { timeout: 60_000 }, () => {
     assert.equal(require('netget/package.json').name, 'netget');
   });
 });
+
+describe('declarations', () => {
+  it('index.d.ts declares exactly the runtime API', () => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const dts = fs.readFileSync(path.join(__dirname, '..', '..', 'bindings-node', 'index.d.ts'), 'utf8');
+    const declaredValues = [...dts.matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]);
+    assert.deepEqual(declaredValues.sort(), Object.keys(netget).sort());
+    const body = dts.slice(dts.indexOf('export declare class Netget'));
+    const members = [...body.matchAll(/^ {2}(?:readonly )?(\w+)[(:]/gm)].map((m) => m[1]).filter((n) => n !== 'constructor');
+    const runtime = Object.getOwnPropertyNames(Netget.prototype).filter((n) => n !== 'constructor');
+    assert.deepEqual(members.sort(), runtime.sort());
+    assert.deepEqual(Object.keys(ErrorCode).sort(), [...dts.matchAll(/readonly (\w+): 'NETGET_/g)].map((m) => m[1]).sort());
+    const express = require('netget/express');
+    const expressDts = fs.readFileSync(path.join(__dirname, '..', '..', 'bindings-node', 'express.d.ts'), 'utf8');
+    assert.deepEqual(
+      [...expressDts.matchAll(/^export declare function (\w+)/gm)].map((m) => m[1]),
+      Object.keys(express),
+    );
+  });
+});
