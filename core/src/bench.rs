@@ -60,6 +60,11 @@ pub struct BenchArgs {
     /// How long to measure CPU for, in seconds.
     #[arg(long, default_value_t = 30)]
     pub window: u64,
+    /// Instead of the load phases: register this many instances over HTTP (durable: each
+    /// acknowledged after fsync), one at a time and then `--inflight` at a time, then restart
+    /// the registry and time how long it takes to load them back.
+    #[arg(long, default_value_t = 0)]
+    pub durable: usize,
 }
 
 /// The figures one run produces.
@@ -93,19 +98,27 @@ struct ChildRegistry {
     child: tokio::process::Child,
     url: String,
     data: PathBuf,
+    /// Remove the data dir when dropped.
+    owns_data: bool,
 }
 
 impl Drop for ChildRegistry {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.data);
+        if self.owns_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
     }
 }
 
 async fn start_child() -> Result<ChildRegistry> {
+    let data = std::env::temp_dir().join(format!("netget-bench-{}", std::process::id()));
+    start_child_on(data, true).await
+}
+
+async fn start_child_on(data: PathBuf, owns_data: bool) -> Result<ChildRegistry> {
     let exe =
         std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
-    let data = std::env::temp_dir().join(format!("netget-bench-{}", std::process::id()));
     std::fs::create_dir_all(&data).map_err(|e| Error::Io(e.to_string()))?;
     // The load generator is one IP sending far more than a real node would: lift the rate
     // limits (and the per-session cap) so the figures measure the registry, not the limiter.
@@ -140,7 +153,12 @@ async fn start_child() -> Result<ChildRegistry> {
         .find(|w| w.starts_with("http://"))
         .ok_or_else(|| Error::Internal(format!("unexpected registry output: {line}")))?
         .to_string();
-    Ok(ChildRegistry { child, url, data })
+    Ok(ChildRegistry {
+        child,
+        url,
+        data,
+        owns_data,
+    })
 }
 
 fn rss_kib(pid: Option<u32>) -> Option<u64> {
@@ -315,8 +333,111 @@ async fn measure_health(args: &BenchArgs) -> Result<HealthReport> {
     })
 }
 
+/// What the durable-write phase measured.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DurableReport {
+    /// Registrations over HTTP one at a time (each waits for its own fsync), per second.
+    pub sequential_per_sec: f64,
+    /// Registrations with `inflight` concurrent requests (fsyncs shared), per second.
+    pub batched_per_sec: f64,
+    /// Concurrency of the batched run.
+    pub inflight: usize,
+    /// Registrations stored when restarting.
+    pub stored: usize,
+    /// From starting the registry process to it listening with everything loaded, seconds.
+    pub restart_secs: f64,
+}
+
+async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {
+    let rest = RestClient::new(url)?;
+    let n = ids.len();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers.max(1) {
+        let rest = rest.clone();
+        let ids: Vec<usize> = ids.clone().skip(w).step_by(workers.max(1)).collect();
+        tasks.push(tokio::spawn(async move {
+            for i in ids {
+                let mut reg = payload(i);
+                reg.ttl = Some(WireDuration(Duration::from_secs(3600)));
+                rest.register(
+                    "development",
+                    &format!("durable-{}", i % 100),
+                    &format!("d-{i}"),
+                    &reg,
+                )
+                .await?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| Error::Internal(e.to_string()))??;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn measure_durable(args: &BenchArgs) -> Result<DurableReport> {
+    let data = std::env::temp_dir().join(format!("netget-bench-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut report = DurableReport {
+        inflight: args.inflight,
+        stored: args.durable,
+        ..Default::default()
+    };
+    {
+        let child = start_child_on(data.clone(), false).await?;
+        let sequential = args.durable.min(2_000);
+        report.sequential_per_sec = register_many(&child.url, 0..sequential, 1).await?;
+        report.batched_per_sec =
+            register_many(&child.url, sequential..args.durable, args.inflight).await?;
+        drop(child); // SIGKILL: what was acknowledged is on disk
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let child = start_child_on(data.clone(), true).await?;
+    report.restart_secs = start.elapsed().as_secs_f64();
+    let health = RestClient::new(&child.url)?.health().await?;
+    let loaded = health
+        .get("instances")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0) as usize;
+    if loaded != args.durable {
+        return Err(Error::Internal(format!(
+            "restart loaded {loaded} of {} registrations",
+            args.durable
+        )));
+    }
+    Ok(report)
+}
+
 /// Runs the benchmark and prints the report.
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.durable > 0 {
+        let r = measure_durable(&args).await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?
+            );
+        } else {
+            println!("netget bench — durable HTTP registrations (fsync before the answer)");
+            println!(
+                "  one at a time                {:>12.0} /s",
+                r.sequential_per_sec
+            );
+            println!(
+                "  {:>3} in flight (group commit) {:>12.0} /s",
+                r.inflight, r.batched_per_sec
+            );
+            println!(
+                "  restart with {:>7} stored    {:>11.2} s",
+                r.stored, r.restart_secs
+            );
+        }
+        return Ok(());
+    }
     if args.health_checks > 0 {
         let r = measure_health(&args).await?;
         if args.json {

@@ -351,13 +351,10 @@ async fn registry(a: RegistryArgs) -> Result<()> {
             .iter()
             .map(|n| NetworkConfig::open(n))
             .collect::<Result<_>>()?;
+        config.networks_configured = true;
     }
-    let networks: Vec<String> = config
-        .networks
-        .iter()
-        .map(|n| format!("{} ({})", n.name, n.policy.name()))
-        .collect();
     let handle = Registry::spawn(config).await?;
+    let networks = handle.networks();
     // Tests and tools read this first line to learn the port.
     println!(
         "netget registry listening on {} (registry id {}, networks: {})",

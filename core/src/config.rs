@@ -40,6 +40,9 @@ pub struct RegistryConfig {
     pub key: Option<NodeKey>,
     /// Networks served, with their policies. Default: only `development`, open.
     pub networks: Vec<NetworkConfig>,
+    /// Whether `networks` was set deliberately (config file, flags, code): then it is stored
+    /// and used; otherwise the networks stored by an earlier run are used when there are any.
+    pub networks_configured: bool,
     /// Browser origins allowed besides the registry's own.
     pub origins: OriginPolicy,
     /// Serve https:// and wss:// with these files.
@@ -107,6 +110,7 @@ impl RegistryConfig {
                 name: NetworkName::new(DEFAULT_NETWORK).unwrap_or_else(|_| unreachable!()),
                 policy: Policy::Open,
             }],
+            networks_configured: false,
             origins: OriginPolicy::default(),
             tls: None,
             filter: None,
@@ -147,6 +151,7 @@ impl RegistryConfig {
             .iter()
             .map(|n| NetworkConfig::open(n))
             .collect::<Result<_>>()?;
+        self.networks_configured = true;
         Ok(self)
     }
 
@@ -180,6 +185,7 @@ impl RegistryConfig {
                 .into_iter()
                 .map(FileNetwork::into_config)
                 .collect::<Result<_>>()?;
+            c.networks_configured = true;
             let mut names: Vec<_> = c.networks.iter().map(|n| &n.name).collect();
             names.sort();
             names.dedup();

@@ -96,6 +96,9 @@ impl Service {
     }
 }
 
+/// Told about an instance removed on its own (see `Directory::on_rest_removed`).
+type RemovalHook = Box<dyn Fn(&Instance) + Send + Sync>;
+
 /// The receiving end of one service's watch channel.
 pub type WatchReceiver = broadcast::Receiver<Change>;
 
@@ -114,13 +117,23 @@ pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
 
 /// The directory of one registry. Cheap to share (`Arc<Directory>`); every method is sync and
 /// holds its lock only for map work, never across an await, so a std `RwLock` is the right lock.
-#[derive(Debug)]
 pub struct Directory {
     networks: RwLock<HashMap<NetworkName, HashMap<ServiceName, Service>>>,
     /// REST expiry deadlines; stale entries (renewed since) are skipped when popped.
     expiry: Mutex<BinaryHeap<Reverse<(Instant, InstanceKey)>>>,
     /// Id of the registry that owns what is registered here.
     registry_id: Arc<str>,
+    /// Told about REST registrations that go away on their own (expired, evicted), so the
+    /// store can forget them. Called under the directory's lock: it must only queue work.
+    rest_removed: std::sync::OnceLock<RemovalHook>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("registry_id", &self.registry_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The outcome of a registration: the stored instance and whether it was new.
@@ -143,6 +156,18 @@ impl Directory {
             networks: RwLock::new(map),
             expiry: Mutex::new(BinaryHeap::new()),
             registry_id: Arc::from(registry_id),
+            rest_removed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the hook told about REST registrations that expire or are evicted (once).
+    pub fn on_rest_removed(&self, hook: impl Fn(&Instance) + Send + Sync + 'static) {
+        let _ = self.rest_removed.set(Box::new(hook));
+    }
+
+    fn rest_gone(&self, entry: &Entry) {
+        if let (Owner::Rest { .. }, Some(hook)) = (&entry.owner, self.rest_removed.get()) {
+            hook(&entry.instance);
         }
     }
 
@@ -305,6 +330,7 @@ impl Directory {
             };
             if service.instances.get(&key.2).is_some_and(&doomed) {
                 if let Some(old) = service.instances.remove(&key.2) {
+                    self.rest_gone(&old);
                     service.publish(EventKind::Down, old.instance);
                     removed += 1;
                 }
@@ -445,6 +471,7 @@ impl Directory {
                 }
             } else {
                 if let Some(old) = service.instances.remove(&key.2) {
+                    self.rest_gone(&old);
                     service.publish(EventKind::Down, old.instance);
                     removed += 1;
                 }

@@ -168,6 +168,7 @@ impl NodeSpec {
         for name in open {
             if !c.networks.iter().any(|n| n.name.as_str() == name) {
                 c.networks.push(NetworkConfig::open(name)?);
+                c.networks_configured = true;
             }
         }
         if let Some(t) = self.session_timeout {

@@ -17,6 +17,7 @@
 //! - [`session`]: one WebSocket session on the registry.
 //! - [`client`]: the `Netget` client: registration, discovery with a cache, watches, failover.
 //! - [`embed`]: the options-object surface the Python and Node packages wrap.
+//! - [`store`]: the embedded redb store that keeps what must survive a restart.
 //! - [`rest`]: a small HTTP client for the registry's REST API (CLI, load tool, tests).
 //! - [`cli`]: the `netget` command line.
 //! - [`bench`]: the load tool behind `netget bench`.
@@ -38,6 +39,7 @@ pub mod rest;
 pub mod security;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;
 
 pub use client::{DiscoverOptions, Netget, NetgetOptions, NodeType, Strategy, Subscription, Watch};

@@ -413,15 +413,16 @@ impl Guard {
     }
 
     /// Checks that a session's key may register `service` in `network`, and claims the name
-    /// for that key in `keys` networks so no other key can take it over.
+    /// for that key in `keys` networks so no other key can take it over. Returns `true` when it
+    /// made a new claim (which the caller persists).
     pub fn check_service(
         &self,
         network: &NetworkName,
         public_key: &str,
         service: &ServiceName,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Policy::Keys { keys, .. } = self.policy(network)? else {
-            return Ok(());
+            return Ok(false);
         };
         let grant = keys
             .iter()
@@ -435,7 +436,7 @@ impl Guard {
         if let Some(bound) = &grant.services {
             // Explicitly bound keys (several may share a service) need no claim.
             return if bound.contains(service) {
-                Ok(())
+                Ok(false)
             } else {
                 Err(Error::Forbidden(format!(
                     "key {public_key} may register only {:?} in network {:?}, not {:?}",
@@ -460,13 +461,24 @@ impl Guard {
         }
         // An unbound key claims a free name by registering it first; no other key may then.
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        let owner = claims
-            .entry((network.clone(), service.clone()))
-            .or_insert_with(|| Arc::from(public_key));
-        if owner.as_ref() == public_key {
-            Ok(())
-        } else {
-            Err(taken())
+        match claims.get(&(network.clone(), service.clone())) {
+            Some(owner) if owner.as_ref() == public_key => Ok(false),
+            Some(_) => Err(taken()),
+            None => {
+                claims.insert((network.clone(), service.clone()), Arc::from(public_key));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Restores claims loaded from the store.
+    pub fn restore_claims(
+        &self,
+        loaded: impl IntoIterator<Item = (NetworkName, ServiceName, String)>,
+    ) {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        for (n, s, k) in loaded {
+            claims.insert((n, s), Arc::from(k));
         }
     }
 
@@ -587,7 +599,10 @@ mod tests {
         let billing = ServiceName::new("billing").unwrap();
         assert!(g.check_session(&s, "K1", None).is_ok());
         assert!(g.check_session(&s, "K9", None).is_err());
-        assert!(g.check_service(&s, "K1", &orders).is_ok());
+        assert!(
+            !g.check_service(&s, "K1", &orders).unwrap(),
+            "bound keys claim nothing"
+        );
         assert_eq!(
             g.check_service(&s, "K1", &billing).unwrap_err().code(),
             "NETGET_FORBIDDEN"

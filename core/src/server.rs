@@ -30,6 +30,7 @@ use crate::identity::{NodeKey, REGISTRY_KEY_FILE};
 use crate::model::{Instance, InstanceId, NetworkName, Registration, ServiceName};
 use crate::security::{run_filter, FilterKind, FilterRequest, Guard, OriginPolicy};
 use crate::session;
+use crate::store::Store;
 use crate::tls::{RegistryListener, RemoteAddr};
 
 /// State shared by every request and session of one registry.
@@ -51,6 +52,8 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The active health checks of the instances this registry owns.
     pub health: Arc<crate::health::Health>,
+    /// Where REST registrations, name claims and policies are kept across restarts.
+    pub store: Store,
     /// Source of session ids.
     next_session: AtomicU64,
     /// Caps concurrent sessions; a permit is held for a session's lifetime.
@@ -96,6 +99,19 @@ impl RegistryHandle {
     /// The registry's id.
     pub fn registry_id(&self) -> &str {
         &self.shared.registry_id
+    }
+
+    /// The networks served, as `name (policy)`.
+    pub fn networks(&self) -> Vec<String> {
+        self.shared
+            .directory
+            .networks()
+            .iter()
+            .map(|n| {
+                let policy = self.shared.guard.policy(n).map(|p| p.name()).unwrap_or("?");
+                format!("{n} ({policy})")
+            })
+            .collect()
     }
 
     /// The registry's directory (for embedding and tests).
@@ -145,10 +161,22 @@ impl Registry {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Io(format!("listener has no address: {e}")))?;
+        check_timing(&config)?;
+        let mut config = config;
+        let data_dir = config.data_dir.clone();
+        let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+            .await
+            .map_err(|e| Error::Internal(format!("store open failed: {e}")))??;
+        if config.networks_configured {
+            store.set_networks(&config.networks).await?;
+        } else if !loaded.networks.is_empty() {
+            config.networks = loaded.networks.clone();
+        }
         let listener = RegistryListener::new(listener, config.tls.as_ref())?;
         let tls = listener.is_tls();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let shared = build_shared(config, shutdown_rx.clone())?;
+        let shared = build_shared(config, shutdown_rx.clone(), store)?;
+        restore(&shared, loaded);
         let mut stop = shutdown_rx;
         let task = tokio::spawn(run(listener, shared.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -183,8 +211,40 @@ fn check_timing(c: &RegistryConfig) -> Result<()> {
     Ok(())
 }
 
-fn build_shared(config: RegistryConfig, shutdown_rx: watch::Receiver<bool>) -> Result<Arc<Shared>> {
-    check_timing(&config)?;
+/// Puts what the store held back in place: REST registrations (with their checks; their TTL
+/// clocks restart now) and name claims. Session registrations return as their nodes reconnect.
+fn restore(shared: &Arc<Shared>, loaded: crate::store::Loaded) {
+    shared.guard.restore_claims(loaded.claims);
+    let mut restored = 0usize;
+    for record in loaded.rest {
+        let owner = Owner::Rest {
+            ttl: record.ttl_ms.map(Duration::from_millis),
+            token: record.token.map(Arc::from),
+        };
+        let mut instance = record.instance;
+        instance.registry = Arc::from(shared.registry_id.as_str());
+        match shared.directory.register(instance, owner) {
+            Ok(done) => {
+                shared.health.track(&done.instance);
+                restored += 1;
+            }
+            Err(e) => tracing::warn!(error = %e, "a stored registration was not restored"),
+        }
+    }
+    if restored > 0 {
+        tracing::info!(restored, "REST registrations restored from the store");
+    }
+    let store = shared.store.clone();
+    shared
+        .directory
+        .on_rest_removed(move |instance| store.forget_rest(instance));
+}
+
+fn build_shared(
+    config: RegistryConfig,
+    shutdown_rx: watch::Receiver<bool>,
+    store: Store,
+) -> Result<Arc<Shared>> {
     let key = match &config.key {
         Some(k) => k.clone(),
         None => NodeKey::load_or_create(&config.data_dir, REGISTRY_KEY_FILE)?,
@@ -196,6 +256,7 @@ fn build_shared(config: RegistryConfig, shutdown_rx: watch::Receiver<bool>) -> R
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let health = crate::health::Health::new(directory.clone(), metrics.clone());
     Ok(Arc::new(Shared {
+        store,
         guard,
         channels: Default::default(),
         metrics,
@@ -584,9 +645,27 @@ async fn register(
     )
     .await?;
     let instance = Instance::from_registration(network, name, id, reg, &s.registry_id);
-    let done = s
-        .directory
-        .register(instance, rest_owner(token.as_deref(), ttl))?;
+    let owner = rest_owner(token.as_deref(), ttl);
+    let digest = match &owner {
+        Owner::Rest { token, .. } => token.as_deref().map(str::to_string),
+        Owner::Session { .. } => None,
+    };
+    let done = s.directory.register(instance, owner)?;
+    // Queued right after the directory change (so the store sees changes in their order) and
+    // acknowledged only once on disk.
+    if let Err(e) = s
+        .store
+        .put_rest(&done.instance, ttl, digest.as_deref())
+        .await
+    {
+        let key = (
+            done.instance.network.clone(),
+            done.instance.name.clone(),
+            done.instance.id.clone(),
+        );
+        s.directory.evict(&key);
+        return Err(e.into());
+    }
     s.metrics.registered("http");
     s.health.track(&done.instance);
     let status = if done.created {
@@ -615,6 +694,7 @@ async fn deregister(
     let key = writable_instance(&s, &network, &name, &id, &headers)?;
     let by = rest_owner(bearer(&headers).as_deref(), None);
     let gone = s.directory.deregister(&key, &by)?;
+    s.store.delete_rest(&gone).await?;
     s.metrics.deregistered("request", 1);
     Ok(Json(gone))
 }

@@ -486,9 +486,16 @@ impl Session {
                 }
                 // Last, because in `keys` networks it claims the name: a registration refused
                 // for any other reason must not.
-                self.shared
+                if self
+                    .shared
                     .guard
-                    .check_service(&me.network, &me.public_key, &key.1)?;
+                    .check_service(&me.network, &me.public_key, &key.1)?
+                {
+                    self.shared
+                        .store
+                        .put_claim(&me.network, &key.1, &me.public_key)
+                        .await?;
+                }
                 let done = dir.register(
                     inst,
                     Owner::Session {

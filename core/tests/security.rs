@@ -84,6 +84,7 @@ async fn secured(
     let networks = policies(k);
     common::registry_with(move |mut c| {
         c.networks = networks;
+        c.networks_configured = true;
         f(c)
     })
     .await
