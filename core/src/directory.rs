@@ -51,6 +51,13 @@ struct Entry {
     scheduled: Option<Instant>,
 }
 
+/// Every change of one network, for watchers of the whole network (dashboards). Always
+/// allocated (networks are few); sent to only while someone listens.
+type NetworkFeed = broadcast::Sender<Change>;
+
+/// Changes a whole-network watcher may fall behind by before it gets a fresh snapshot.
+const NETWORK_FEED_BUFFER: usize = 4096;
+
 /// The instances of one service plus its watch channel.
 #[derive(Debug, Default)]
 struct Service {
@@ -60,15 +67,26 @@ struct Service {
     /// channel preallocates its whole buffer, which a registry with 100k unwatched services
     /// cannot afford.
     events_tx: Option<broadcast::Sender<Change>>,
+    /// The network's feed, shared by its services.
+    feed: Option<NetworkFeed>,
 }
 
 impl Service {
     fn publish(&mut self, kind: EventKind, instance: Arc<Instance>) {
+        let network_listens = self.feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
+        if self.events_tx.is_none() && !network_listens {
+            return;
+        }
+        let change = Change {
+            event: Arc::new(WatchEvent { kind, instance }),
+            at: Instant::now(),
+        };
+        if network_listens {
+            if let Some(f) = &self.feed {
+                let _ = f.send(change.clone());
+            }
+        }
         if let Some(tx) = &self.events_tx {
-            let change = Change {
-                event: Arc::new(WatchEvent { kind, instance }),
-                at: Instant::now(),
-            };
             if tx.send(change).is_err() {
                 // Every watcher has gone: free the buffer.
                 self.events_tx = None;
@@ -126,6 +144,8 @@ pub struct Directory {
     /// Told about REST registrations that go away on their own (expired, evicted), so the
     /// store can forget them. Called under the directory's lock: it must only queue work.
     rest_removed: std::sync::OnceLock<RemovalHook>,
+    /// One feed per network, for whole-network watchers.
+    feeds: HashMap<NetworkName, NetworkFeed>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -157,7 +177,41 @@ impl Directory {
             expiry: Mutex::new(BinaryHeap::new()),
             registry_id: Arc::from(registry_id),
             rest_removed: std::sync::OnceLock::new(),
+            feeds: networks
+                .iter()
+                .map(|n| (n.clone(), broadcast::channel(NETWORK_FEED_BUFFER).0))
+                .collect(),
         }
+    }
+
+    fn new_service(&self, network: &NetworkName) -> Service {
+        Service {
+            feed: self.feeds.get(network).cloned(),
+            ..Service::default()
+        }
+    }
+
+    /// Subscribes to every change of a network and returns all its instances, under one lock.
+    pub fn watch_network(
+        &self,
+        network: &NetworkName,
+    ) -> Result<(Vec<Arc<Instance>>, WatchReceiver)> {
+        let nets = self.read();
+        let services = nets
+            .get(network)
+            .ok_or_else(|| Error::unknown_network(network.as_str()))?;
+        let feed = self
+            .feeds
+            .get(network)
+            .ok_or_else(|| Error::unknown_network(network.as_str()))?;
+        // Subscribing under the read lock: every change takes the write lock, so none falls
+        // between the snapshot and the stream.
+        let rx = feed.subscribe();
+        let snapshot = services
+            .values()
+            .flat_map(|s| s.instances.values().map(|e| e.instance.clone()))
+            .collect();
+        Ok((snapshot, rx))
     }
 
     /// Sets the hook told about REST registrations that expire or are evicted (once).
@@ -223,7 +277,9 @@ impl Directory {
         let services = nets
             .get_mut(&key.0)
             .ok_or_else(|| Error::unknown_network(key.0.as_str()))?;
-        let service = services.entry(key.1.clone()).or_default();
+        let service = services
+            .entry(key.1.clone())
+            .or_insert_with(|| self.new_service(&key.0));
         let mut instance = instance;
         let mut scheduled = None;
         let created = match service.instances.get(&key.2) {
@@ -544,7 +600,9 @@ impl Directory {
         let services = nets
             .get_mut(network)
             .ok_or_else(|| Error::unknown_network(network.as_str()))?;
-        let service = services.entry(name.clone()).or_default();
+        let service = services
+            .entry(name.clone())
+            .or_insert_with(|| self.new_service(network));
         let rx = service.subscribe();
         let snapshot = service
             .instances

@@ -99,6 +99,17 @@ pub enum ClientMessage {
         /// Service name.
         name: ServiceName,
     },
+    /// Subscribe to every service of the session's network (dashboards): answered with all its
+    /// instances, then an `event` for every change of any service.
+    WatchNetwork {
+        /// Request id.
+        id: u64,
+    },
+    /// Stop watching the whole network.
+    UnwatchNetwork {
+        /// Request id.
+        id: u64,
+    },
     /// Receive every message published on a channel of the session's network from now on.
     Subscribe {
         /// Request id.
@@ -142,6 +153,8 @@ pub const CLIENT_TYPES: &[&str] = &[
     "services",
     "watch",
     "unwatch",
+    "watchNetwork",
+    "unwatchNetwork",
     "subscribe",
     "unsubscribe",
     "publish",
@@ -214,6 +227,12 @@ pub enum ServerMessage {
         /// All its instances.
         instances: Vec<Arc<Instance>>,
     },
+    /// All instances of the network, sent when a whole-network watcher fell behind; replaces
+    /// everything the client holds for the network.
+    NetworkSnapshot {
+        /// Every instance of the network.
+        instances: Vec<Arc<Instance>>,
+    },
     /// A message on a subscribed channel.
     Message(ChannelMessage),
     /// Answer to `ping`.
@@ -272,6 +291,8 @@ impl ClientMessage {
             | ClientMessage::Services { id }
             | ClientMessage::Watch { id, .. }
             | ClientMessage::Unwatch { id, .. }
+            | ClientMessage::WatchNetwork { id }
+            | ClientMessage::UnwatchNetwork { id }
             | ClientMessage::Subscribe { id, .. }
             | ClientMessage::Unsubscribe { id, .. }
             | ClientMessage::Publish { id, .. }

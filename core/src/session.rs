@@ -69,6 +69,7 @@ pub async fn serve(
         owned: HashSet::new(),
         watches: HashMap::new(),
         subscriptions: HashMap::new(),
+        network_watch: None,
         errors: 0,
         remote,
         origin,
@@ -167,6 +168,8 @@ struct Session {
     watches: HashMap<ServiceName, JoinHandle<()>>,
     /// One forwarder task per subscribed channel.
     subscriptions: HashMap<ChannelName, JoinHandle<()>>,
+    /// The forwarder of a whole-network watch, if any.
+    network_watch: Option<JoinHandle<()>>,
     /// Refused messages so far; past the limit the session is closed.
     errors: u32,
     remote: SocketAddr,
@@ -374,7 +377,10 @@ impl Session {
                         return (close::GOING_AWAY, "writer gone".into());
                     }
                     let idle = self.shared.config.limits.idle_timeout;
-                    let holds_nothing = self.owned.is_empty() && self.watches.is_empty() && self.subscriptions.is_empty();
+                    let holds_nothing = self.owned.is_empty()
+                        && self.watches.is_empty()
+                        && self.subscriptions.is_empty()
+                        && self.network_watch.is_none();
                     if holds_nothing && self.last_request.elapsed() > idle {
                         return (close::IDLE, format!("idle for {idle:?} with nothing registered or watched"));
                     }
@@ -574,6 +580,30 @@ impl Session {
                 }
                 reply(id, ResultData::Empty {})
             }
+            ClientMessage::WatchNetwork { id } => {
+                let (instances, rx) = dir.watch_network(&me.network)?;
+                if let Some(old) = self.network_watch.take() {
+                    old.abort();
+                }
+                self.send(&ServerMessage::Result {
+                    id,
+                    data: ResultData::Watching { instances },
+                })
+                .await;
+                self.network_watch = Some(tokio::spawn(forward_network(
+                    rx,
+                    self.out_tx.clone(),
+                    self.shared.clone(),
+                    me.network.clone(),
+                )));
+                Ok(None)
+            }
+            ClientMessage::UnwatchNetwork { id } => {
+                if let Some(t) = self.network_watch.take() {
+                    t.abort();
+                }
+                reply(id, ResultData::Empty {})
+            }
             ClientMessage::Subscribe { id, channel } => {
                 let limit = self.shared.config.max_subscriptions_per_session;
                 if self.subscriptions.len() >= limit && !self.subscriptions.contains_key(&channel) {
@@ -676,6 +706,9 @@ impl Session {
         for t in self.subscriptions.drain().map(|(_, t)| t) {
             t.abort();
         }
+        if let Some(t) = self.network_watch.take() {
+            t.abort();
+        }
         let owned: Vec<InstanceKey> = self.owned.drain().collect();
         let removed = self.shared.directory.remove_session(self.id, &owned);
         self.shared.metrics.deregistered("session", removed);
@@ -736,6 +769,36 @@ async fn forward(
                 .metrics
                 .push_latency
                 .observe(at.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Pushes every change of a network to the session; on lag, a fresh snapshot of all of it.
+async fn forward_network(
+    mut rx: crate::directory::WatchReceiver,
+    out_tx: mpsc::Sender<Message>,
+    shared: Arc<Shared>,
+    network: NetworkName,
+) {
+    loop {
+        let msg = match rx.recv().await {
+            Ok(change) => ServerMessage::Event {
+                name: change.event.instance.name.clone(),
+                event: change.event,
+            },
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                match shared.directory.watch_network(&network) {
+                    Ok((instances, fresh)) => {
+                        rx = fresh;
+                        ServerMessage::NetworkSnapshot { instances }
+                    }
+                    Err(_) => return,
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if out_tx.send(text(&msg)).await.is_err() {
+            return;
         }
     }
 }

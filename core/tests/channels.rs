@@ -126,3 +126,59 @@ async fn subscriptions_follow_a_node_through_failover() {
     listener.stop().await.unwrap();
     talker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_network_watch_sees_every_service_change_with_a_snapshot_first() {
+    let (reg, _d) = common::registry_with(|c| {
+        c.with_open_networks(&["development", "production"])
+            .unwrap()
+    })
+    .await;
+    let url = reg.url();
+    let rest = netget::rest::RestClient::new(&url).unwrap();
+    let r = netget::Registration {
+        address: "http://127.0.0.1:1".into(),
+        ..Default::default()
+    };
+    rest.register("development", "existing", "e1", &r)
+        .await
+        .unwrap();
+    let mut s = common::raw_session(&url, "development").await;
+    common::raw_send(&mut s, r#"{"type":"watchNetwork","id":1}"#).await;
+    match common::raw_recv(&mut s).await {
+        netget::protocol::ServerMessage::Result {
+            id: 1,
+            data: netget::protocol::ResultData::Watching { instances },
+        } => {
+            assert_eq!(instances.len(), 1);
+            assert_eq!(instances[0].name.as_str(), "existing");
+        }
+        other => panic!("{other:?}"),
+    }
+    rest.register("development", "brand-new", "n1", &r)
+        .await
+        .unwrap();
+    rest.register("production", "elsewhere", "p1", &r)
+        .await
+        .unwrap();
+    rest.deregister("development", "existing", "e1")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        if let netget::protocol::ServerMessage::Event { name, event } =
+            common::raw_recv(&mut s).await
+        {
+            seen.push((name.to_string(), event.kind));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("brand-new".to_string(), netget::EventKind::Up),
+            ("existing".to_string(), netget::EventKind::Down)
+        ],
+        "every development change, nothing from production"
+    );
+    reg.shutdown().await.unwrap();
+}

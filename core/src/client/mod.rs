@@ -1513,7 +1513,9 @@ impl Actor {
                     });
                 }
             }
-            ServerMessage::Pong { .. }
+            // The Rust client does not watch whole networks.
+            ServerMessage::NetworkSnapshot { .. }
+            | ServerMessage::Pong { .. }
             | ServerMessage::Challenge { .. }
             | ServerMessage::Welcome { .. } => {}
         }
