@@ -34,6 +34,38 @@ describe('liveness', { timeout: 90_000 }, () => {
     }
   });
 
+  it('a frozen service process (SIGSTOP, its socket still open) vanishes after the session timeout', async () => {
+    const registry = await startRegistry({ sessionTimeout: '2s' });
+    const { proc, instance } = await spawnService('frozen', [registry.url]);
+    const app = client([registry.url]);
+    assert.equal((await app.discoverServiceNode('frozen', { cached: false })).id, instance.id);
+    proc.kill('SIGSTOP'); // silent but connected: only the session timeout can tell
+    await waitFor(async () => (await app.discoverServiceNode('frozen', { cached: false })) === null, {
+      timeoutMs: 20_000,
+      what: 'the frozen service to time out',
+    });
+    await proc.kill9();
+  });
+
+  it('removeRegistryNode() of the current registry moves the session to the next one', async () => {
+    const first = await startRegistry();
+    const second = await startRegistry();
+    const svc = service('mover', 'http://127.0.0.1:8850', [first.url, second.url]);
+    const instance = await svc.registerWithNetwork();
+    const onFirst = client([first.url]);
+    const onSecond = client([second.url]);
+    assert.equal((await onFirst.discoverServiceNode('mover', { cached: false })).id, instance.id);
+    svc.removeRegistryNode(first.url);
+    assert.deepEqual(svc.registryNodes, [second.url]);
+    const moved = await waitFor(async () => onSecond.discoverServiceNode('mover', { cached: false }), {
+      what: 'the service on the second registry',
+    });
+    assert.equal(moved.id, instance.id);
+    await waitFor(async () => (await onFirst.discoverServiceNode('mover', { cached: false })) === null, {
+      what: 'the service to leave the first registry',
+    });
+  });
+
   it('when its registry is killed, a service fails over to the next one by itself', async () => {
     const first = await spawnRegistry(['--session-timeout', '2s']);
     const second = await spawnRegistry(['--session-timeout', '2s']);
