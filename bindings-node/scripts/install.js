@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm install` hook: makes sure the native addon exists, building it when it is missing.
+// `npm install` hook: makes sure the native addon exists, building it when it is missing (or, in
+// a checkout, older than the Rust sources).
 //
 // The addon is `bindings-node/netget.<platform>.node`, next to `native.js` (the loader that
 // `napi build` generated). A package packed after a build ships it, and then this does nothing.
@@ -37,8 +38,24 @@ function libraryName() {
   return 'libnetget_node.so';
 }
 
+/** Whether a Rust source or manifest of the addon or the core is newer than `file`. */
+function olderThanSources(file) {
+  const built = fs.statSync(file).mtimeMs;
+  const newer = (p) => {
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    if (!st) return false;
+    if (st.isDirectory()) return fs.readdirSync(p).some((name) => newer(path.join(p, name)));
+    return st.mtimeMs > built;
+  };
+  return ['bindings-node/src', 'bindings-node/Cargo.toml', 'bindings-node/Cargo.lock', 'core/src', 'core/Cargo.toml']
+    .map((p) => path.join(root, p))
+    .some(newer);
+}
+
 function main() {
-  if (fs.existsSync(addon) && !process.env.NETGET_FORCE_BUILD) return 0;
+  const insideNodeModules = root.split(path.sep).includes('node_modules');
+  const upToDate = fs.existsSync(addon) && (insideNodeModules || !olderThanSources(addon));
+  if (upToDate && !process.env.NETGET_FORCE_BUILD) return 0;
   if (spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status !== 0) {
     console.error(
       `netget: the native addon ${path.relative(root, addon)} is missing and cargo is not ` +
@@ -46,7 +63,6 @@ function main() {
     );
     return 1;
   }
-  const insideNodeModules = root.split(path.sep).includes('node_modules');
   const targetDir =
     process.env.CARGO_TARGET_DIR ||
     (insideNodeModules

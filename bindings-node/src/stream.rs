@@ -31,7 +31,7 @@ type CallbackTsfn = ThreadsafeFunction<Value, Null, Value, Status, false>;
 /// An open watch or subscription, as JS holds it.
 #[napi]
 pub struct JsStream {
-    /// Aborts the task; `None` once closed.
+    /// Aborts the task; `None` once closed. A std Mutex: it is never held across an await.
     abort: Mutex<Option<AbortHandle>>,
 }
 
