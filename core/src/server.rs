@@ -331,6 +331,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/ws", get(ws))
         .route("/metrics", get(metrics))
+        .route("/netget.js", get(handshaker_js))
+        .route("/", get(dashboard))
         .fallback(not_found)
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
@@ -440,6 +442,30 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         body,
+    )
+        .into_response()
+}
+
+/// The browser handshaker (`core/web/netget.js`), for `<script src="http://REGISTRY/netget.js">`.
+async fn handshaker_js() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../web/netget.js"),
+    )
+        .into_response()
+}
+
+/// The live dashboard (`core/web/dashboard.html`), built on netget.js.
+async fn dashboard() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../web/dashboard.html"),
     )
         .into_response()
 }
