@@ -67,7 +67,8 @@ async fn ask(tsfn: &FilterTsfn, request: FilterRequest) -> Decision {
         Err(e) => Err(e),
     };
     match answer {
-        Ok(value) => decision(value),
+        // Read by the core, so Python and Node filters mean the same answers.
+        Ok(value) => Decision::from_value(&value),
         // Thrown (pending exception) or rejected (generic failure): the error's message.
         Err(e) if matches!(e.status, Status::PendingException | Status::GenericFailure) => {
             Decision::Deny(thrown_reason(e))
@@ -76,26 +77,6 @@ async fn ask(tsfn: &FilterTsfn, request: FilterRequest) -> Decision {
         Err(_) => {
             Decision::Deny("the filter answered neither true, false nor { allow, reason }".into())
         }
-    }
-}
-
-/// The decision a JS answer stands for.
-fn decision(answer: Value) -> Decision {
-    match answer {
-        Value::Bool(true) => Decision::Allow,
-        Value::Bool(false) => Decision::Deny("refused".into()),
-        Value::Object(map) => match map.get("allow") {
-            Some(Value::Bool(true)) => Decision::Allow,
-            Some(Value::Bool(false)) => Decision::Deny(match map.get("reason") {
-                Some(Value::String(reason)) => reason.clone(),
-                Some(other) if !other.is_null() => other.to_string(),
-                _ => "refused".into(),
-            }),
-            _ => Decision::Deny("the filter's answer has no boolean `allow`".into()),
-        },
-        other => Decision::Deny(format!(
-            "the filter answered {other}, not true, false or {{ allow, reason }}"
-        )),
     }
 }
 
@@ -115,24 +96,6 @@ fn thrown_reason(e: napi::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn answers_map_to_decisions() {
-        assert_eq!(decision(json!(true)), Decision::Allow);
-        assert_eq!(decision(json!({"allow": true})), Decision::Allow);
-        assert_eq!(decision(json!(false)), Decision::Deny("refused".into()));
-        assert_eq!(
-            decision(json!({"allow": false, "reason": "no"})),
-            Decision::Deny("no".into())
-        );
-        assert!(matches!(
-            decision(json!({"allowed": true})),
-            Decision::Deny(_)
-        ));
-        assert!(matches!(decision(json!("yes")), Decision::Deny(_)));
-        assert!(matches!(decision(Value::Null), Decision::Deny(_)));
-    }
 
     #[test]
     fn thrown_errors_keep_their_message() {

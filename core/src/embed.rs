@@ -386,6 +386,9 @@ impl Node {
         name: &str,
         options: &DiscoverOptions,
     ) -> Option<Option<Arc<Instance>>> {
+        if !options.cached {
+            return None;
+        }
         self.peer().ok()?.pick_cached(name, options)
     }
 
