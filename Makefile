@@ -1,6 +1,6 @@
 # One entry point for humans and CI.
 #   make demo   builds everything, then runs the main job (registries with services registering
-#               and discovering each other, in Rust and Python)
+#               and discovering each other, in Rust, Python, and an Express app with a FastAPI app)
 #   make test   every check and test, in every language (what .ci/run runs)
 #   make bench  the load tool and the micro-benchmarks
 CARGO ?= cargo
@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo build python test check rust-test python-test bench registry
+.PHONY: demo build python node test check rust-test python-test node-test bench registry
 
 build:
 	$(CARGO) build --release --workspace
@@ -19,9 +19,14 @@ python:
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q '.[test]' ruff==0.17.6
 
-demo: build python
+# The Node package, installed the way users install it (`npm install` builds the addon).
+node:
+	npm install --no-audit --no-fund
+
+demo: build python node
 	./target/release/netget demo
 	$(PY) examples/python_demo.py
+	$(PY) examples/cross_language_demo.py
 
 registry: build
 	./target/release/netget registry
@@ -41,13 +46,18 @@ rust-test:
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-python-test: python
+node-test: node
+	npm test
+
+python-test: python node
 	$(PY) -m pytest -q
 
-test: check rust-test python-test
+# Python last: its summary line closes the run.
+test: check rust-test node-test python-test
 
 bench: build python
 	./target/release/netget bench --instances 10000
 	./target/release/netget bench --instances 100000 --watchers 1000 --events 200
 	$(CARGO) bench -p netget-core --bench directory
 	$(PY) bindings-py/bench.py
+	npm run bench
