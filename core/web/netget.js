@@ -17,7 +17,8 @@
  * publish(channel, data) (resolves with `delivered`), request(type, fields), on('open'|'close'|
  * 'error', cb) (returns an off function), state, session (the welcome), publicKey.
  * Errors are Error objects with .code (NETGET_*). Reconnects with backoff (250 ms doubling to 10 s,
- * jittered) and restores watches and subscriptions; an in-flight publish is not re-sent.
+ * jittered) and restores watches and subscriptions; an in-flight publish is not re-sent. A session
+ * that held no watch or subscription is reopened only when the page next calls (state 'idle').
  * Identity: a fresh Ed25519 key per page load, kept in memory only (WebCrypto, non-extractable;
  * where WebCrypto lacks Ed25519, e.g. plain-http pages not on localhost, a built-in signer).
  */
@@ -292,8 +293,8 @@
     }
     if (replaced || state === 'stopped') {
       // nothing to schedule
-    } else if (code === 4001 && !watches.size && !subs.size && !net && !queue.length) {
-      // An idle session closed by the registry (4001) comes back when the page needs it again.
+    } else if (was && !watches.size && !subs.size && !net && !queue.length) {
+      // A session that held nothing (e.g. closed as idle, 4001) comes back when the page needs it.
       state = 'idle';
     } else {
       const delay = Math.min(10000, 250 * 2 ** attempt++) * (0.5 + Math.random() / 2);

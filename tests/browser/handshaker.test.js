@@ -158,3 +158,51 @@ test('without WebCrypto Ed25519 the built-in signer completes the handshake', { 
   assert.match(await page.evaluate(() => netget.publicKey), /^[A-Za-z0-9+/]{43}=$/);
   assert.equal(await page.evaluate(() => netget.discover('web').then((l) => l.length)), 1);
 });
+
+test('two callbacks share one watch; each stops on its own', { timeout: 30000 }, async () => {
+  const { page } = browser;
+  pages.routes['/a.html'] = h.embedPage(registry.url);
+  await page.goto(`${pages.origin}/a.html`);
+  const first = await h.holdRegistration(registry.url, 'shared', 'http://127.0.0.1:9400');
+  await page.evaluate(async () => {
+    window.a = [];
+    window.b = [];
+    window.offA = netget.watch('shared', (e) => window.a.push(`${e.type} ${e.instance.address}`));
+    await window.offA.ready;
+    window.offB = netget.watch('shared', (e) => window.b.push(`${e.type} ${e.instance.address}`));
+    await window.offB.ready;
+  });
+  // The second callback is told about what the first already knew.
+  await h.waitFor(() => page.evaluate(() => window.b.length === 1), 2000, 'the greeting of the second callback');
+  assert.deepEqual(await page.evaluate(() => [window.a, window.b]), [['up http://127.0.0.1:9400'], ['up http://127.0.0.1:9400']]);
+  await page.evaluate(() => window.offA());
+  await h.kill(first);
+  await h.waitFor(() => page.evaluate(() => window.b.length === 2), 5000, 'the down event for the remaining callback');
+  assert.deepEqual(await page.evaluate(() => [window.a, window.b]), [['up http://127.0.0.1:9400'], ['up http://127.0.0.1:9400', 'down http://127.0.0.1:9400']]);
+});
+
+test('a session the registry closes as idle (4001) comes back when the page calls again', { timeout: 30000 }, async () => {
+  const own = await h.startRegistry({ cors: [pages.origin], config: '[limits]\nidle_timeout = "1s"\n' });
+  try {
+    const { page } = browser;
+    pages.routes['/i.html'] = h.embedPage(own.url);
+    await page.goto(`${pages.origin}/i.html`);
+    await page.evaluate(async () => {
+      await netget.ready;
+      window.closes = [];
+      netget.on('close', (c) => window.closes.push(c));
+    });
+    await h.waitFor(() => page.evaluate(() => window.closes.length === 1), 8000, 'the idle close');
+    // The registry closes with 4001; Chromium reports 1006 when the registry drops the TCP
+    // connection right after its close frame. Either way the page does not reconnect by itself.
+    const c = await page.evaluate(() => window.closes[0]);
+    assert.ok([4001, 1006].includes(c.code), `close code ${c.code}`);
+    assert.deepEqual(await page.evaluate(() => [window.closes[0].retrying, netget.state]), [false, 'idle']);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await page.evaluate(() => netget.state), 'idle', 'no reconnection while nothing is needed');
+    assert.deepEqual(await page.evaluate(() => netget.discover('web')), []);
+    assert.equal(await page.evaluate(() => netget.state), 'open');
+  } finally {
+    await own.stop();
+  }
+});
