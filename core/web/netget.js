@@ -194,6 +194,7 @@
   let attempt = 0;
   let retryTimer = 0;
   let lastHeard = 0;
+  let hadSession = false;
   let nextId = 1;
   let waiters = [];
   const ready = deferred();
@@ -260,6 +261,7 @@
 
   function welcome(m) {
     session = m;
+    hadSession = true;
     state = 'open';
     attempt = 0;
     setWaiters(true, m);
@@ -293,8 +295,9 @@
     }
     if (replaced || state === 'stopped') {
       // nothing to schedule
-    } else if (was && !watches.size && !subs.size && !net && !queue.length) {
-      // A session that held nothing (e.g. closed as idle, 4001) comes back when the page needs it.
+    } else if (hadSession && !watches.size && !subs.size && !net && !queue.length) {
+      // Once a session was had, one that would hold nothing (e.g. closed as idle, 4001) is
+      // reopened only when the page needs it.
       state = 'idle';
     } else {
       const delay = Math.min(10000, 250 * 2 ** attempt++) * (0.5 + Math.random() / 2);
