@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo build python node test check rust-test python-test node-test bench registry
+.PHONY: demo build python node test check rust-test python-test node-test browser-test bench registry
 
 build:
 	$(CARGO) build --release --workspace
@@ -49,11 +49,19 @@ rust-test:
 node-test: node
 	npm test
 
+# netget.js and the dashboard in Debian's headless Chromium (installed here if missing), with
+# Python and Node peers on the channels.
+browser-test: python node
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(CARGO) build -p netget-core
+	npm ci --prefix tests/browser --no-audit --no-fund
+	npm test --prefix tests/browser
+
 python-test: python node
 	$(PY) -m pytest -q
 
 # Python last: its summary line closes the run.
-test: check rust-test node-test python-test
+test: check rust-test node-test browser-test python-test
 
 bench: build python
 	./target/release/netget bench --instances 10000

@@ -371,11 +371,8 @@ impl Session {
                     if last_seen.elapsed() + ping_every > timeout {
                         return (close::TIMEOUT, format!("no frame for {timeout:?}; session timed out"));
                     }
-                    // try_send: a full outbox means the peer is not reading, and the checks
-                    // here must run regardless.
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.out_tx.try_send(Message::Ping(Default::default())) {
-                        return (close::GOING_AWAY, "writer gone".into());
-                    }
+                    // The idle check comes before the ping: a ping queued with the close frame
+                    // makes browsers answer after the socket is gone, turning 4001 into 1006.
                     let idle = self.shared.config.limits.idle_timeout;
                     let holds_nothing = self.owned.is_empty()
                         && self.watches.is_empty()
@@ -383,6 +380,11 @@ impl Session {
                         && self.network_watch.is_none();
                     if holds_nothing && self.last_request.elapsed() > idle {
                         return (close::IDLE, format!("idle for {idle:?} with nothing registered or watched"));
+                    }
+                    // try_send: a full outbox means the peer is not reading, and the checks
+                    // here must run regardless.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.out_tx.try_send(Message::Ping(Default::default())) {
+                        return (close::GOING_AWAY, "writer gone".into());
                     }
                 }
                 _ = stopping(&mut shutdown_rx) => {
