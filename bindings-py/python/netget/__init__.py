@@ -17,6 +17,7 @@ All behaviour lives in the Rust core (``netget._native``); this module only shap
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
@@ -51,6 +52,10 @@ __all__ = [
 ]
 
 __version__: str = _native.version()
+
+# Before the interpreter finalizes, give the native runtime's threads a moment to finish waking
+# the event loop (see `quiesce` in bindings-py/src/lib.rs); without it a process can crash at exit.
+atexit.register(_native.quiesce, 0.1)
 
 #: An instance, as every surface returns it: ``id``, ``name``, ``network``, ``address``,
 #: ``metadata``, ``tags``, ``version``, ``weight``, ``status``, ``registeredAt``, ``registry``.
