@@ -161,7 +161,7 @@ async fn start_child_on(data: PathBuf, owns_data: bool) -> Result<ChildRegistry>
     })
 }
 
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
+pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     status
         .lines()
@@ -173,7 +173,7 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
 }
 
 /// ~200 bytes of metadata, as the etcd comparison uses.
-fn payload(i: usize) -> Registration {
+pub fn payload(i: usize) -> Registration {
     let mut metadata = serde_json::Map::new();
     metadata.insert("zone".into(), format!("zone-{}", i % 3).into());
     metadata.insert("owner".into(), "team-platform".into());
@@ -191,13 +191,17 @@ fn payload(i: usize) -> Registration {
     }
 }
 
-async fn open(url: &str) -> Result<Connection> {
+pub async fn open(url: &str) -> Result<Connection> {
     let dial = Dial::new(NetworkName::new("development")?, NodeKey::generate()?);
     Connection::open(url, &dial).await
 }
 
 /// Sends `msgs` on one socket with at most `window` unanswered, returning when all are answered.
-async fn pipeline(socket: &mut Socket, msgs: Vec<ClientMessage>, window: usize) -> Result<usize> {
+pub async fn pipeline(
+    socket: &mut Socket,
+    msgs: Vec<ClientMessage>,
+    window: usize,
+) -> Result<usize> {
     let total = msgs.len();
     let mut it = msgs.into_iter();
     let (mut sent, mut done, mut errors) = (0usize, 0usize, 0usize);
@@ -349,7 +353,7 @@ pub struct DurableReport {
     pub restart_secs: f64,
 }
 
-async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {
+pub async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {
     let rest = RestClient::new(url)?;
     let n = ids.len();
     let start = Instant::now();
