@@ -8,9 +8,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo build python node test check rust-test python-test node-test browser-test bench registry
+.PHONY: deps demo build python node test check rust-test python-test node-test browser-test bench registry
 
-build:
+build: deps
 	$(CARGO) build --release --workspace
 
 # The Python package, installed the way users install it (`pip install .`), plus test tools.
@@ -31,7 +31,11 @@ demo: build python node
 registry: build
 	./target/release/netget registry
 
-check: python
+# System packages the build needs: protoc for the etcd client of the side-by-side benchmark.
+deps:
+	@command -v protoc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler)
+
+check: deps python
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check bindings-py tests examples
@@ -64,6 +68,7 @@ python-test: python node
 test: check rust-test node-test browser-test python-test
 
 bench: build python
+	bench/run.sh
 	./target/release/netget bench --instances 10000
 	./target/release/netget bench --instances 100000 --watchers 1000 --events 200
 	$(CARGO) bench -p netget-core --bench directory

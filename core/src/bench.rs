@@ -562,7 +562,12 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
                 "{errors} registrations were refused"
             )));
         }
-        held.push(conn);
+        // Keep reading the session (answering the registry's pings): a session that stops
+        // reading is ended after the session timeout, and its instances with it.
+        held.push(tokio::spawn(async move {
+            let mut conn = conn;
+            while crate::client::recv_message(&mut conn.socket).await.is_ok() {}
+        }));
     }
     report.registrations_per_sec = args.instances as f64 / start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -601,7 +606,9 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let (p50, p99) = watch_latency(&url, args.watchers, args.events).await?;
     report.watch_p50_us = p50;
     report.watch_p99_us = p99;
-    drop(held);
+    for h in held {
+        h.abort();
+    }
     drop(child);
     Ok(report)
 }
