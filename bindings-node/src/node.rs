@@ -135,10 +135,10 @@ impl JsNetget {
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Unknown<'env>> {
         let hit = match (name, args::json(env, options, "discovery options")) {
+            // The core's fast path answers `None` itself when caching is turned off.
             (Either::A(name), Ok(options)) => match discover_options(options) {
-                // The core's own fast path skips the cache only when told so; same here.
-                Ok(opts) if opts.cached => self.node.discover_cached(&name, &opts),
-                _ => None,
+                Ok(opts) => self.node.discover_cached(&name, &opts),
+                Err(_) => None,
             },
             _ => None,
         };

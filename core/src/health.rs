@@ -55,36 +55,17 @@ impl std::fmt::Debug for Health {
 }
 
 impl Health {
-    /// A checker writing its results into `directory`.
-    pub fn new(directory: Arc<Directory>, metrics: Arc<Metrics>) -> Arc<Health> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let tls = crate::tls::client_config(None)
-            .map(|c| (*c).clone())
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map(|b| {
-                    b.with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth()
-                })
-                .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"))
-            });
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Arc::new(Health {
+    /// A checker writing its results into `directory`; it probes http:// and, trusting the
+    /// system's roots, https:// URLs.
+    pub fn new(directory: Arc<Directory>, metrics: Arc<Metrics>) -> crate::Result<Arc<Health>> {
+        let connector = crate::tls::http_connector(None, true)?;
+        Ok(Arc::new(Health {
             directory,
             metrics,
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             http: Client::builder(TokioExecutor::new()).build(connector),
             tasks: Mutex::new(HashMap::new()),
-        })
+        }))
     }
 
     fn lock(

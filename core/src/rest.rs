@@ -59,26 +59,7 @@ impl RestClient {
         } else {
             format!("http://{base}")
         };
-        let tls = if base.starts_with("https://") {
-            (*crate::tls::client_config(ca)?).clone()
-        } else {
-            // Never used for http://, but the connector type wants one.
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-        };
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::tls::http_connector(ca, base.starts_with("https://"))?;
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(RestClient {
             base,

@@ -254,7 +254,7 @@ fn build_shared(
     let directory = Arc::new(Directory::new(&registry_id, &names));
     let guard = Guard::new(&config.networks, config.limits.clone());
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let health = crate::health::Health::new(directory.clone(), metrics.clone());
+    let health = crate::health::Health::new(directory.clone(), metrics.clone())?;
     Ok(Arc::new(Shared {
         store,
         guard,

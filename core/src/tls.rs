@@ -204,12 +204,38 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
             }
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    Ok(Arc::new(config_with(roots)?))
+}
+
+fn config_with(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+        .with_no_client_auth())
+}
+
+/// The connector of the hyper clients (REST client, health checks): plain HTTP, and HTTPS
+/// trusting `ca` (or the system roots) when `https` — otherwise no roots at all, since the
+/// connector type wants a TLS config even for plain HTTP.
+pub fn http_connector(
+    ca: Option<&Path>,
+    https: bool,
+) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>> {
+    let tls = if https {
+        (*client_config(ca)?).clone()
+    } else {
+        config_with(rustls::RootCertStore::empty())?
+    };
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
 }
 
 /// Describes a TLS failure for a person: a certificate problem says so.

@@ -177,10 +177,10 @@ class Netget:
         ``"round-robin"`` or ``"random"``), or ``None``. Served from a cache kept current by
         pushed events after the first call."""
         opts = _discover_options(tags, healthy_only, strategy, cached)
-        if cached is not False:
-            hit, value = self._node.discover_cached(name, opts)
-            if hit:
-                return value
+        # The core answers from its cache when it can (and never when cached=False).
+        hit, value = self._node.discover_cached(name, opts)
+        if hit:
+            return value
         return await self._node.discover_service_node(name, opts)
 
     async def discover_service_nodes(
