@@ -462,7 +462,7 @@ fn describe(i: &Instance) -> String {
         format!("{:?}", i.status).to_lowercase()
     );
     if !i.tags.is_empty() {
-        s.push_str(&format!(" tags={}", i.tags.join(",")));
+        s.push_str(&format!(" tags={}", i.tags.joined()));
     }
     if let Some(v) = &i.version {
         s.push_str(&format!(" version={v}"));

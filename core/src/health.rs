@@ -101,12 +101,13 @@ impl Health {
             Some(check) => {
                 if tasks
                     .get(&key)
-                    .is_some_and(|(c, t)| c == check && !t.is_finished())
+                    .is_some_and(|(c, t)| c == &**check && !t.is_finished())
                 {
                     return;
                 }
+                let check = HealthCheck::clone(check);
                 let task = tokio::spawn(run(self.clone(), key.clone(), check.clone()));
-                if let Some((_, old)) = tasks.insert(key, (check.clone(), task)) {
+                if let Some((_, old)) = tasks.insert(key, (check, task)) {
                     old.abort();
                 }
             }

@@ -183,12 +183,12 @@ pub struct SignedFields<'a> {
     pub address: &'a str,
     /// Version, if any.
     pub version: Option<&'a str>,
-    /// Tags, in order.
-    pub tags: &'a [String],
+    /// Tags, in order, joined by commas.
+    pub tags: std::borrow::Cow<'a, str>,
     /// Relative weight (1 when not given): signed because clients pick by it.
     pub weight: u32,
-    /// Metadata.
-    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
+    /// Metadata, as canonical JSON text (compact, keys sorted: [`crate::model::Metadata`]).
+    pub metadata: std::borrow::Cow<'a, str>,
     /// Milliseconds since the Unix epoch.
     pub signed_at: u64,
 }
@@ -208,17 +208,19 @@ impl<'a> SignedFields<'a> {
             instance_id,
             address: &reg.address,
             version: reg.version.as_deref(),
-            tags: &reg.tags,
+            tags: reg.tags.join(",").into(),
             weight: reg.weight.unwrap_or(1),
-            metadata: &reg.metadata,
+            metadata: crate::model::Metadata::from_map(&reg.metadata)
+                .as_str()
+                .to_owned()
+                .into(),
             signed_at,
         }
     }
 
     /// The exact bytes signed.
     pub fn payload(&self) -> Vec<u8> {
-        // serde_json's map is ordered by key, so this encoding is canonical.
-        let meta = serde_json::to_string(self.metadata).unwrap_or_default();
+        let meta = &self.metadata;
         format!(
             "{PROTOCOL}\nregister\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{meta}",
             self.network,
@@ -226,7 +228,7 @@ impl<'a> SignedFields<'a> {
             self.instance_id,
             self.address,
             self.version.unwrap_or(""),
-            self.tags.join(","),
+            self.tags,
             self.weight,
             self.signed_at
         )
@@ -259,9 +261,9 @@ pub fn verify_instance(instance: &crate::model::Instance, trusted: &[String]) ->
         instance_id: instance.id.as_str(),
         address: &instance.address,
         version: instance.version.as_deref(),
-        tags: &instance.tags,
+        tags: instance.tags.joined().into(),
         weight: instance.weight,
-        metadata: &instance.metadata,
+        metadata: instance.metadata.as_str().into(),
         signed_at: at,
     }
     .payload();

@@ -365,6 +365,200 @@ impl Registration {
     }
 }
 
+/// An instance's metadata: a JSON object kept as its canonical text (compact, keys sorted).
+///
+/// Why text and not a parsed map: a registry holds 100k+ instances and only ever sends their
+/// metadata on (in answers and events), while a parsed `serde_json::Map` costs a tree node and a
+/// `String` per key and per value, about four times the text. The text is built only by
+/// serializing a `serde_json::Map` (see [`Metadata::from_map`] and `Deserialize`), so it is
+/// always canonical: what a node signs ([`crate::identity::SignedFields`]) is this very text.
+#[derive(Clone)]
+pub struct Metadata(Box<serde_json::value::RawValue>);
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Metadata) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Metadata {}
+
+impl Metadata {
+    /// The canonical text of `map`.
+    pub fn from_map(map: &serde_json::Map<String, serde_json::Value>) -> Metadata {
+        match serde_json::value::to_raw_value(map) {
+            Ok(raw) => Metadata(raw),
+            // A map of JSON values always serializes; keep the type total anyway.
+            Err(_) => Metadata::default(),
+        }
+    }
+
+    /// The canonical JSON text (`{}` when empty).
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The metadata as a parsed map.
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(self.as_str()).unwrap_or_default()
+    }
+
+    /// One value, parsed on demand (the others are skipped, not built).
+    pub fn get(&self, key: &str) -> Option<serde_json::Value> {
+        use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+        struct Find<'k>(&'k str);
+        impl<'de> Visitor<'de> for Find<'_> {
+            type Value = Option<serde_json::Value>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if found.is_none() && k == self.0 {
+                        found = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+        }
+        serde_json::Deserializer::from_str(self.as_str())
+            .deserialize_map(Find(key))
+            .ok()
+            .flatten()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.as_str() == "{}"
+    }
+}
+
+impl Default for Metadata {
+    fn default() -> Metadata {
+        Metadata::from_map(&serde_json::Map::new())
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for Metadata {
+    fn from(map: serde_json::Map<String, serde_json::Value>) -> Metadata {
+        Metadata::from_map(&map)
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Metadata, D::Error> {
+        // Through a map: any deserializer works (JSON, values from the bindings), a non-object
+        // is refused, and the text comes out canonical.
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        Ok(Metadata::from_map(&map))
+    }
+}
+
+/// An instance's tags, kept as one comma-joined string (a tag cannot hold a comma).
+///
+/// Why not a `Vec<String>`: two short tags cost three allocations that way (~150 B with the
+/// allocator's overhead), one here; and the joined form is what a node signs. On the wire it is a
+/// JSON array of strings, as before.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Tags(Box<str>);
+
+impl Tags {
+    /// The tags, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split(',').filter(|t| !t.is_empty())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether `tag` is one of them.
+    pub fn contains(&self, tag: &str) -> bool {
+        self.iter().any(|t| t == tag)
+    }
+
+    /// The tags joined by commas (what a node signs).
+    pub fn joined(&self) -> &str {
+        &self.0
+    }
+
+    /// The tags as owned strings.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+}
+
+impl<S: AsRef<str>> From<&[S]> for Tags {
+    fn from(tags: &[S]) -> Tags {
+        let mut joined = String::new();
+        for t in tags.iter().map(AsRef::as_ref).filter(|t| !t.is_empty()) {
+            if !joined.is_empty() {
+                joined.push(',');
+            }
+            joined.push_str(t);
+        }
+        Tags(joined.into_boxed_str())
+    }
+}
+
+impl From<Vec<String>> for Tags {
+    fn from(tags: Vec<String>) -> Tags {
+        Tags::from(tags.as_slice())
+    }
+}
+
+impl PartialEq<Vec<String>> for Tags {
+    fn eq(&self, other: &Vec<String>) -> bool {
+        self.iter().eq(other.iter().map(String::as_str))
+    }
+}
+
+impl fmt::Debug for Tags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Tags, D::Error> {
+        let tags = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if tags.iter().any(|t| t.contains(',')) {
+            return Err(serde::de::Error::custom("a tag cannot contain a comma"));
+        }
+        Ok(Tags::from(tags.as_slice()))
+    }
+}
+
 /// One registered instance of a service, as every surface returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -378,9 +572,9 @@ pub struct Instance {
     /// Where clients reach it.
     pub address: String,
     /// Free-form JSON object.
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: Metadata,
     /// Labels to filter on.
-    pub tags: Vec<String>,
+    pub tags: Tags,
     /// Software version, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -394,10 +588,10 @@ pub struct Instance {
     pub registry: Arc<str>,
     /// The declared active check, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthCheck>,
+    pub health: Option<Box<HealthCheck>>,
     /// The last health check (active probe or missed TTL), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_check: Option<CheckRecord>,
+    pub last_check: Option<Box<CheckRecord>>,
     /// The registering node's public key (session registrations), shared by its instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<Arc<str>>,
@@ -417,21 +611,21 @@ impl Instance {
         name: ServiceName,
         id: InstanceId,
         reg: Registration,
-        registry: &str,
+        registry: impl Into<Arc<str>>,
     ) -> Instance {
         Instance {
             id,
             name,
             network,
             address: reg.address,
-            metadata: reg.metadata,
-            tags: reg.tags,
+            metadata: Metadata::from_map(&reg.metadata),
+            tags: Tags::from(reg.tags),
             version: reg.version,
             weight: reg.weight.unwrap_or(1),
             status: Status::Passing,
             registered_at: now_millis(),
-            registry: Arc::from(registry),
-            health: reg.health,
+            registry: registry.into(),
+            health: reg.health.map(Box::new),
             last_check: None,
             public_key: None,
             signature: reg.signature.map(String::into_boxed_str),
@@ -441,7 +635,7 @@ impl Instance {
 
     /// Whether the instance carries every tag in `tags`.
     pub fn has_tags(&self, tags: &[String]) -> bool {
-        tags.iter().all(|t| self.tags.iter().any(|own| own == t))
+        tags.iter().all(|t| self.tags.contains(t))
     }
 
     /// Whether two versions of an instance differ in anything a watcher cares about
@@ -597,5 +791,38 @@ mod tests {
         .unwrap();
         assert_eq!(r.ttl.unwrap().0, Duration::from_secs(30));
         assert!(serde_json::from_str::<Registration>(r#"{"address":"a:1","bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn metadata_is_kept_as_canonical_text_and_travels_as_an_object() {
+        let m: Metadata = serde_json::from_str(r#"{ "zone": "a", "build": {"n": 1} }"#).unwrap();
+        assert_eq!(m.as_str(), r#"{"build":{"n":1},"zone":"a"}"#);
+        assert_eq!(m.get("zone"), Some(serde_json::json!("a")));
+        assert_eq!(m.get("build"), Some(serde_json::json!({"n": 1})));
+        assert_eq!(m.get("missing"), None);
+        assert_eq!(serde_json::to_string(&m).unwrap(), m.as_str());
+        // Through serde_json::Value too (what the bindings convert from).
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v, serde_json::json!({"zone": "a", "build": {"n": 1}}));
+        assert_eq!(serde_json::from_value::<Metadata>(v).unwrap(), m);
+        assert!(serde_json::from_str::<Metadata>("[1]").is_err());
+        assert!(Metadata::default().is_empty());
+    }
+
+    #[test]
+    fn tags_keep_their_order_and_travel_as_an_array() {
+        let t = Tags::from(vec!["v1".to_string(), "primary".to_string()]);
+        assert_eq!(t.joined(), "v1,primary");
+        assert_eq!(t.len(), 2);
+        assert!(t.contains("primary") && !t.contains("v"));
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"["v1","primary"]"#);
+        assert_eq!(
+            serde_json::from_str::<Tags>(r#"["v1","primary"]"#).unwrap(),
+            t
+        );
+        assert!(serde_json::from_str::<Tags>(r#"["a,b"]"#).is_err());
+        let none = Tags::default();
+        assert!(none.is_empty() && none.iter().next().is_none());
+        assert_eq!(serde_json::to_string(&none).unwrap(), "[]");
     }
 }

@@ -43,7 +43,7 @@ pub struct Shared {
     /// The registry's identity key.
     pub key: NodeKey,
     /// The registry's id (derived from its key): what nodes sign, what instances carry.
-    pub registry_id: String,
+    pub registry_id: Arc<str>,
     /// Policies, name claims and per-IP limits.
     pub guard: Guard,
     /// Publish/subscribe channels.
@@ -222,7 +222,7 @@ fn restore(shared: &Arc<Shared>, loaded: crate::store::Loaded) {
             token: record.token.map(Arc::from),
         };
         let mut instance = record.instance;
-        instance.registry = Arc::from(shared.registry_id.as_str());
+        instance.registry = shared.registry_id.clone();
         match shared.directory.register(instance, owner) {
             Ok(done) => {
                 shared.health.track(&done.instance);
@@ -265,7 +265,7 @@ fn build_shared(
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
         config,
         key,
-        registry_id,
+        registry_id: Arc::from(registry_id),
         next_session: AtomicU64::new(0),
         shutdown_rx,
     }))
@@ -576,10 +576,17 @@ async fn discover(
     let network = network_of(&s, &network, &headers)?;
     let name = ServiceName::new(&name)?;
     let q = parse_discover_query(query.as_deref())?;
-    let found = s
+    let body = s
         .directory
-        .discover(&network, &name, q.healthy_only, &q.tags)?;
-    Ok(Json(found).into_response())
+        .discover_json(&network, &name, q.healthy_only, &q.tags)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 fn instance_key(
@@ -670,7 +677,7 @@ async fn register(
         },
     )
     .await?;
-    let instance = Instance::from_registration(network, name, id, reg, &s.registry_id);
+    let instance = Instance::from_registration(network, name, id, reg, s.registry_id.clone());
     let owner = rest_owner(token.as_deref(), ttl);
     let digest = match &owner {
         Owner::Rest { token, .. } => token.as_deref().map(str::to_string),

@@ -196,7 +196,7 @@ impl Session {
         let timeout = self.shared.config.handshake_timeout;
         let challenge = ServerMessage::Challenge {
             protocol: PROTOCOL.to_string(),
-            registry_id: self.shared.registry_id.clone(),
+            registry_id: self.shared.registry_id.to_string(),
             nonce: nonce.clone(),
             expires_in: WireDuration(self.shared.config.challenge_ttl),
         };
@@ -296,7 +296,7 @@ impl Session {
         let welcome = ServerMessage::Welcome {
             session_id: self.id,
             network: network.clone(),
-            registry_id: self.shared.registry_id.clone(),
+            registry_id: self.shared.registry_id.to_string(),
             ping_interval: WireDuration(self.shared.config.ping_interval),
             session_timeout: WireDuration(self.shared.config.session_timeout),
             policy: Some(policy.to_string()),
@@ -482,7 +482,7 @@ impl Session {
                     name,
                     iid,
                     instance,
-                    &self.shared.registry_id,
+                    self.shared.registry_id.clone(),
                 );
                 inst.public_key = Some(me.public_key.clone());
                 let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
@@ -511,7 +511,10 @@ impl Session {
                         key: me.public_key.clone(),
                     },
                 )?;
-                self.owned.insert(key);
+                // The directory's copy of the key: its names are shared with the directory.
+                let i = &done.instance;
+                self.owned
+                    .insert((i.network.clone(), i.name.clone(), i.id.clone()));
                 self.shared.metrics.registered("websocket");
                 self.shared.health.track(&done.instance);
                 reply(id, ResultData::Instance(done.instance))
@@ -742,10 +745,7 @@ async fn forward(
         let msg = match rx.recv().await {
             Ok(change) => {
                 pushed_at = Some(change.at);
-                ServerMessage::Event {
-                    name: name.clone(),
-                    event: change.event,
-                }
+                Message::Text(change.frame())
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
@@ -753,16 +753,16 @@ async fn forward(
                 // contains it, and replaying older events over it would show stale states.
                 rx = rx.resubscribe();
                 match shared.directory.discover(&network, &name, false, &[]) {
-                    Ok(d) => ServerMessage::Snapshot {
+                    Ok(d) => text(&ServerMessage::Snapshot {
                         name: name.clone(),
                         instances: d.instances,
-                    },
+                    }),
                     Err(_) => return,
                 }
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if out_tx.send(text(&msg)).await.is_err() {
+        if out_tx.send(msg).await.is_err() {
             return;
         }
         if let Some(at) = pushed_at {
@@ -784,22 +784,19 @@ async fn forward_network(
 ) {
     loop {
         let msg = match rx.recv().await {
-            Ok(change) => ServerMessage::Event {
-                name: change.event.instance.name.clone(),
-                event: change.event,
-            },
+            Ok(change) => Message::Text(change.frame()),
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 match shared.directory.watch_network(&network) {
                     Ok((instances, fresh)) => {
                         rx = fresh;
-                        ServerMessage::NetworkSnapshot { instances }
+                        text(&ServerMessage::NetworkSnapshot { instances })
                     }
                     Err(_) => return,
                 }
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if out_tx.send(text(&msg)).await.is_err() {
+        if out_tx.send(msg).await.is_err() {
             return;
         }
     }

@@ -36,7 +36,7 @@ async fn websocket_register_discover_watch_deregister() {
     assert_eq!(inst.network.as_str(), "development");
     assert_eq!(inst.registry.as_ref(), reg.registry_id());
     assert_eq!(
-        inst.metadata["description"],
+        inst.metadata.get("description").unwrap(),
         "Provides database functionalities"
     );
 

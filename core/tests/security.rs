@@ -503,9 +503,9 @@ async fn a_registration_altered_after_signing_is_rejected_by_the_discovering_cli
         instance_id: fake.id.as_str(),
         address: &fake.address,
         version: fake.version.as_deref(),
-        tags: &fake.tags,
+        tags: fake.tags.joined().into(),
         weight: fake.weight,
-        metadata: &fake.metadata,
+        metadata: fake.metadata.as_str().into(),
         signed_at: at,
     }
     .payload();
