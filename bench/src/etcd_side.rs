@@ -261,7 +261,8 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         register(&clients, 0..opts.small, opts.inflight),
     )
     .await?;
-    f.cpu.insert("registrationsSmall", meter.stop(opts.small));
+    f.cpu
+        .insert("registrationsSmall".into(), meter.stop(opts.small));
     tokio::time::sleep(Duration::from_millis(300)).await;
     (f.rss_small_kib, f.rss_anon_small_kib) = rss(pid);
     let meter = CpuMeter::start(pid);
@@ -270,8 +271,10 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         register(&clients, opts.small..opts.large, opts.inflight),
     )
     .await?;
-    f.cpu
-        .insert("registrationsLarge", meter.stop(opts.large - opts.small));
+    f.cpu.insert(
+        "registrationsLarge".into(),
+        meter.stop(opts.large - opts.small),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     (f.rss_large_kib, f.rss_anon_large_kib) = rss(pid);
     eprintln!(
@@ -295,7 +298,7 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         discovery(&clients, opts.queries, opts.inflight, false),
     )
     .await?;
-    f.cpu.insert("discovery", meter.stop(opts.queries));
+    f.cpu.insert("discovery".into(), meter.stop(opts.queries));
     f.discovery_serializable_per_sec = Some(
         bounded(
             "etcd discovery",
@@ -319,14 +322,14 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         watch(&endpoint, pid, 1, opts.events_one, pace),
     )
     .await?;
-    f.cpu.insert("watchOne", cpu);
+    f.cpu.insert("watchOne".into(), cpu);
     let cpu;
     (f.watch_many, cpu) = bounded(
         "etcd watch",
         watch(&endpoint, pid, opts.watchers, opts.events_many, pace_many),
     )
     .await?;
-    f.cpu.insert("watchMany", cpu);
+    f.cpu.insert("watchMany".into(), cpu);
     eprintln!(
         "etcd: watch p99 {:.0} µs (1 watcher), {:.0} µs ({} watchers)",
         f.watch_one.p99_us, f.watch_many.p99_us, opts.watchers
@@ -338,7 +341,7 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         durable(&clients, opts.durable, opts.inflight),
     )
     .await?;
-    f.cpu.insert("durable", meter.stop(opts.durable));
+    f.cpu.insert("durable".into(), meter.stop(opts.durable));
     eprintln!("etcd: {} durable puts/s", f.durable_per_sec as u64);
 
     // Every key written so far is still there: the registrations, the discovered service, the

@@ -105,6 +105,11 @@ pub struct Opts {
     /// sustain on 2 cores, so the figure is the fan-out's latency, not a growing backlog.
     #[arg(long, default_value_t = 20)]
     pub pace_many_ms: u64,
+    /// Rounds: each runs both systems, netget first in odd rounds and etcd first in even
+    /// ones, so a machine that slows down or speeds up during the run weighs on both alike; each
+    /// figure is the mean over the rounds, and the table shows the spread of the ratio.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
     /// Nodes killed at once (SIGKILL of the process holding them).
     #[arg(long, default_value_t = 10_000)]
     pub killed: usize,
@@ -120,7 +125,7 @@ pub struct Opts {
 }
 
 /// The figures of one system.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Figures {
     /// Registrations/s over the first `small` instances.
@@ -131,6 +136,10 @@ pub struct Figures {
     pub durable_per_sec: f64,
     /// Discovery queries/s, 10 instances per answer.
     pub discovery_per_sec: f64,
+    /// netget only: discovery queries/s over client sessions (WebSocket), as the client
+    /// libraries discover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_session_per_sec: Option<f64>,
     /// etcd only: the same with serializable (not linearizable) reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery_serializable_per_sec: Option<f64>,
@@ -153,7 +162,7 @@ pub struct Figures {
     /// Seconds from SIGKILL to discovery answering empty.
     pub vanish_secs: f64,
     /// CPU each phase cost the registry and the load generator.
-    pub cpu: std::collections::BTreeMap<&'static str, stats::PhaseCpu>,
+    pub cpu: std::collections::BTreeMap<String, stats::PhaseCpu>,
 }
 
 /// Runs `fut`, failing with `what` if it takes more than two minutes (no phase should).
@@ -205,18 +214,26 @@ async fn compare(opts: Opts) -> Res<()> {
     let tmp = procs::TempDir::create(
         std::env::temp_dir().join(format!("netget-vs-etcd-{}", std::process::id())),
     )?;
-    let netget_dir = procs::TempDir::create(tmp.0.join("netget"))?;
-    let etcd_dir = procs::TempDir::create(tmp.0.join("etcd"))?;
-
-    let netget = netget_side::run(&opts, &netget_exe, &netget_dir.0).await?;
-    let etcd = etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?;
+    let (mut netget, mut etcd) = (Vec::new(), Vec::new());
+    for round in 0..opts.rounds.max(1) {
+        let netget_dir = procs::TempDir::create(tmp.0.join(format!("netget-{round}")))?;
+        let etcd_dir = procs::TempDir::create(tmp.0.join(format!("etcd-{round}")))?;
+        eprintln!("round {} of {}", round + 1, opts.rounds.max(1));
+        if round % 2 == 0 {
+            netget.push(netget_side::run(&opts, &netget_exe, &netget_dir.0).await?);
+            etcd.push(etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?);
+        } else {
+            etcd.push(etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?);
+            netget.push(netget_side::run(&opts, &netget_exe, &netget_dir.0).await?);
+        }
+    }
     let report = report::Report::new(
         &opts,
-        netget,
-        etcd,
+        &netget,
+        &etcd,
         started.elapsed(),
         loadavg.trim().to_string(),
-    );
+    )?;
     report.print();
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;

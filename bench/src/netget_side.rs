@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use netget::bench::{open, payload, pipeline, register_many};
 use netget::client::{recv_message, send_message, Connection};
 use netget::model::{InstanceId, ServiceName};
-use netget::protocol::{ClientMessage, ServerMessage};
+use netget::protocol::{ClientMessage, ResultData, ServerMessage};
 use netget::rest::RestClient;
 
 use crate::procs::{rss, start_holder, start_netget};
@@ -91,6 +91,69 @@ async fn discovery(url: &str, queries: usize, inflight: usize) -> Res<f64> {
         t.await??;
     }
     Ok((per * inflight.max(1)) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// `queries` discoveries of a 10-instance service over `conns` client sessions (WebSocket, the
+/// way the client libraries discover), `inflight` at once over all of them; each answer is
+/// decoded and checked. Returns queries/s.
+async fn session_discovery(
+    conns: Vec<Connection>,
+    queries: usize,
+    inflight: usize,
+) -> Res<(Vec<Connection>, f64)> {
+    let sessions = conns.len().max(1);
+    let window = (inflight / sessions).max(1);
+    let per = queries / sessions;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(sessions);
+    for mut conn in conns {
+        tasks.push(tokio::spawn(async move {
+            let service = name("bench-discovery").map_err(|e| e.to_string())?;
+            let (mut sent, mut done) = (0usize, 0usize);
+            while done < per {
+                while sent < per && sent - done < window {
+                    let q = ClientMessage::Discover {
+                        id: sent as u64,
+                        name: service.clone(),
+                        healthy_only: true,
+                        tags: vec![],
+                    };
+                    send_message(&mut conn.socket, &q)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    sent += 1;
+                }
+                match recv_message(&mut conn.socket)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    ServerMessage::Result {
+                        data: ResultData::Discovery(d),
+                        ..
+                    } => {
+                        if d.instances.len() != 10 {
+                            return Err(format!(
+                                "expected 10 instances, got {}",
+                                d.instances.len()
+                            ));
+                        }
+                        done += 1;
+                    }
+                    ServerMessage::Error { error, .. } => return Err(error.message),
+                    _ => {}
+                }
+            }
+            Ok::<_, String>(conn)
+        }));
+    }
+    let mut held = Vec::with_capacity(sessions);
+    for t in tasks {
+        held.push(t.await??);
+    }
+    Ok((
+        held,
+        (per * sessions) as f64 / start.elapsed().as_secs_f64(),
+    ))
 }
 
 /// `watchers` sessions watch one service; one writer session re-registers an instance of it
@@ -255,7 +318,8 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         register(conns, 0..opts.small, window),
     )
     .await?;
-    f.cpu.insert("registrationsSmall", meter.stop(opts.small));
+    f.cpu
+        .insert("registrationsSmall".into(), meter.stop(opts.small));
     f.registrations_small_per_sec = rate;
     tokio::time::sleep(Duration::from_millis(300)).await;
     (f.rss_small_kib, f.rss_anon_small_kib) = rss(pid);
@@ -265,8 +329,10 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         register(conns, opts.small..opts.large, window),
     )
     .await?;
-    f.cpu
-        .insert("registrationsLarge", meter.stop(opts.large - opts.small));
+    f.cpu.insert(
+        "registrationsLarge".into(),
+        meter.stop(opts.large - opts.small),
+    );
     held.into_iter().for_each(keep_reading);
     f.registrations_large_per_sec = rate;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -295,8 +361,25 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         discovery(&url, opts.queries, opts.inflight),
     )
     .await?;
-    f.cpu.insert("discovery", meter.stop(opts.queries));
-    eprintln!("netget: {} discoveries/s", f.discovery_per_sec as u64);
+    f.cpu.insert("discovery".into(), meter.stop(opts.queries));
+    let mut conns = Vec::with_capacity(opts.connections);
+    for _ in 0..opts.connections.max(1) {
+        conns.push(open(&url).await?);
+    }
+    let meter = CpuMeter::start(pid);
+    let (conns, rate) = bounded(
+        "netget session discovery",
+        session_discovery(conns, opts.queries, opts.inflight),
+    )
+    .await?;
+    f.cpu
+        .insert("discoverySession".into(), meter.stop(opts.queries));
+    f.discovery_session_per_sec = Some(rate);
+    drop(conns);
+    eprintln!(
+        "netget: {} discoveries/s over HTTP, {} over client sessions",
+        f.discovery_per_sec as u64, rate as u64
+    );
 
     let (pace, pace_many) = (
         Duration::from_millis(opts.pace_ms),
@@ -305,14 +388,14 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     let cpu;
     (f.watch_one, cpu) =
         bounded("netget watch", watch(&url, pid, 1, opts.events_one, pace)).await?;
-    f.cpu.insert("watchOne", cpu);
+    f.cpu.insert("watchOne".into(), cpu);
     let cpu;
     (f.watch_many, cpu) = bounded(
         "netget watch",
         watch(&url, pid, opts.watchers, opts.events_many, pace_many),
     )
     .await?;
-    f.cpu.insert("watchMany", cpu);
+    f.cpu.insert("watchMany".into(), cpu);
     eprintln!(
         "netget: watch p99 {:.0} µs (1 watcher), {:.0} µs ({} watchers)",
         f.watch_one.p99_us, f.watch_many.p99_us, opts.watchers
@@ -323,7 +406,7 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         Ok(register_many(&url, 0..opts.durable, opts.inflight).await?)
     })
     .await?;
-    f.cpu.insert("durable", meter.stop(opts.durable));
+    f.cpu.insert("durable".into(), meter.stop(opts.durable));
     eprintln!(
         "netget: {} durable registrations/s",
         f.durable_per_sec as u64

@@ -39,6 +39,8 @@ pub struct Row {
     pub met: Option<bool>,
     /// Whether a bigger figure is better (for the plot).
     pub higher_is_better: bool,
+    /// The ratio in each round (the figures above are the rounds' means).
+    pub round_ratios: Vec<f64>,
 }
 
 /// The machine the run was on.
@@ -79,6 +81,8 @@ pub struct Report {
     pub netget: Figures,
     /// etcd's figures.
     pub etcd: Figures,
+    /// Each round's figures: netget's, then etcd's.
+    pub rounds: Vec<(Figures, Figures)>,
 }
 
 fn machine(opts: &Opts) -> Machine {
@@ -125,8 +129,29 @@ fn per_instance(f: &Figures, rss: Option<u64>, n: usize) -> f64 {
 }
 
 impl Report {
-    /// Builds the table from both sides' figures.
+    /// Builds the table from both sides' figures in each round: the means of the rounds, with
+    /// each round's ratio beside them.
     pub fn new(
+        opts: &Opts,
+        netget: &[Figures],
+        etcd: &[Figures],
+        elapsed: Duration,
+        loadavg_at_start: String,
+    ) -> crate::Res<Report> {
+        let n = crate::stats::mean_of(netget)?;
+        let e = crate::stats::mean_of(etcd)?;
+        let mut report = Report::table(opts, n, e, elapsed, loadavg_at_start);
+        for (rn, re) in netget.iter().zip(etcd) {
+            let round = Report::table(opts, rn.clone(), re.clone(), elapsed, String::new());
+            for (row, r) in report.rows.iter_mut().zip(&round.rows) {
+                row.round_ratios.push(r.ratio);
+            }
+            report.rounds.push((rn.clone(), re.clone()));
+        }
+        Ok(report)
+    }
+
+    fn table(
         opts: &Opts,
         n: Figures,
         e: Figures,
@@ -152,6 +177,7 @@ impl Report {
                 target,
                 met,
                 higher_is_better,
+                round_ratios: Vec::new(),
             });
         };
         let k = |v: usize| {
@@ -191,7 +217,15 @@ impl Report {
             Goal::RatioAtLeast(2.0),
         );
         row(
-            "discovery/s, 10 instances per answer (netget: HTTP GET; etcd: get by prefix)".into(),
+            "discovery/s, 10 instances per answer (netget: client sessions, WebSocket, as the client libraries discover; etcd: get by prefix, gRPC)".into(),
+            "/s",
+            n.discovery_session_per_sec.unwrap_or(0.0),
+            e.discovery_per_sec,
+            Goal::RatioAtLeast(5.0),
+        );
+        row(
+            "discovery/s, 10 instances per answer (netget: HTTP GET, keep-alive; etcd: as above)"
+                .into(),
             "/s",
             n.discovery_per_sec,
             e.discovery_per_sec,
@@ -266,6 +300,7 @@ impl Report {
             rows,
             netget: n,
             etcd: e,
+            rounds: Vec::new(),
         }
     }
 
@@ -284,21 +319,29 @@ impl Report {
             m.loadavg_at_end
         );
         println!();
-        println!("| figure | netget | etcd | netget ÷ etcd | target | met |");
-        println!("|---|---|---|---|---|---|");
+        println!(
+            "Each figure is the mean of {} rounds (netget and etcd in alternating order); the \
+             ratio of each round is in the last column.",
+            self.rounds.len()
+        );
+        println!();
+        println!("| figure | netget | etcd | netget ÷ etcd | target | met | ratio per round |");
+        println!("|---|---|---|---|---|---|---|");
         for r in &self.rows {
             let met = match r.met {
                 Some(true) => "yes",
                 Some(false) => "**no**",
                 None => "",
             };
+            let rounds: Vec<String> = r.round_ratios.iter().map(|&x| ratio(x)).collect();
             println!(
-                "| {} | {} | {} | {} | {} | {met} |",
+                "| {} | {} | {} | {} | {} | {met} | {} |",
                 r.figure,
                 fmt(r.netget, &r.unit),
                 fmt(r.etcd, &r.unit),
                 ratio(r.ratio),
-                r.target
+                r.target,
+                rounds.join(", ")
             );
         }
         println!();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// A latency distribution, microseconds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Latency {
     /// Samples taken (events received over all watchers).
@@ -40,13 +40,7 @@ impl Latency {
             }
             us[((us.len() as f64 * p) as usize).min(us.len() - 1)]
         };
-        let step = us.len().div_ceil(2000).max(1);
-        let mut sorted_us: Vec<f64> = us.iter().step_by(step).copied().collect();
-        if let (Some(last), Some(kept)) = (us.last(), sorted_us.last()) {
-            if last != kept {
-                sorted_us.push(*last);
-            }
-        }
+        let sorted_us = thin(&us, 2_000);
         Latency {
             samples: us.len(),
             events,
@@ -92,7 +86,7 @@ pub fn strided(range: std::ops::Range<usize>, parts: usize, part: usize) -> Vec<
 }
 
 /// CPU time a phase cost the registry and the load generator (this process).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseCpu {
     /// Operations the phase did (registrations, queries, events delivered).
@@ -174,5 +168,66 @@ impl CpuMeter {
             loadgen_us_per_op: per(loadgen_cpu_ms),
             registry_disk_bytes_per_op: disk,
         }
+    }
+}
+
+/// At most about `points` of the sorted `us`, evenly strided, first and last kept.
+fn thin(us: &[f64], points: usize) -> Vec<f64> {
+    let step = us.len().div_ceil(points.max(1)).max(1);
+    let mut kept: Vec<f64> = us.iter().step_by(step).copied().collect();
+    if let (Some(last), Some(k)) = (us.last(), kept.last()) {
+        if last != k {
+            kept.push(*last);
+        }
+    }
+    kept
+}
+
+/// The mean of several rounds' figures: every number is averaged over the rounds; the sorted
+/// latency samples of the rounds are merged (and thinned again) for the plot.
+pub fn mean_of<T: Serialize + serde::de::DeserializeOwned>(
+    rounds: &[T],
+) -> Result<T, serde_json::Error> {
+    let values = rounds
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    serde_json::from_value(mean_value(&values))
+}
+
+fn mean_value(values: &[serde_json::Value]) -> serde_json::Value {
+    use serde_json::Value;
+    let Some(first) = values.first() else {
+        return Value::Null;
+    };
+    match first {
+        Value::Number(n) if n.is_u64() && values.iter().all(Value::is_u64) => {
+            let sum: u64 = values.iter().filter_map(Value::as_u64).sum();
+            Value::from(sum / values.len() as u64)
+        }
+        Value::Number(_) => {
+            let nums: Vec<f64> = values.iter().filter_map(Value::as_f64).collect();
+            Value::from(nums.iter().sum::<f64>() / nums.len().max(1) as f64)
+        }
+        Value::Object(map) => Value::Object(
+            map.keys()
+                .map(|k| {
+                    let col: Vec<Value> = values.iter().filter_map(|v| v.get(k).cloned()).collect();
+                    (k.clone(), mean_value(&col))
+                })
+                .collect(),
+        ),
+        Value::Array(_) => {
+            // Sorted samples: merge, sort, thin.
+            let mut all: Vec<f64> = values
+                .iter()
+                .filter_map(Value::as_array)
+                .flatten()
+                .filter_map(Value::as_f64)
+                .collect();
+            all.sort_by(f64::total_cmp);
+            Value::from(thin(&all, 2_000))
+        }
+        other => other.clone(),
     }
 }

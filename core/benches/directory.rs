@@ -56,6 +56,9 @@ fn directory(c: &mut Criterion) {
         b.iter(|| black_box(d.discover(&net, &ten, true, &[]).unwrap()))
     });
     let tag = vec!["shard-3".to_string()];
+    c.bench_function("directory/discover 10 of 100k, cached JSON answer", |b| {
+        b.iter(|| black_box(d.discover_encoded(&net, &ten, true, &[]).unwrap()))
+    });
     c.bench_function("directory/discover by tag (100 instances)", |b| {
         b.iter(|| black_box(d.discover(&net, &svc, true, &tag).unwrap()))
     });
@@ -103,6 +106,27 @@ fn protocol(c: &mut Criterion) {
     };
     c.bench_function("protocol/encode event", |b| {
         b.iter(|| black_box(event.to_text()))
+    });
+    // What a client does with every discovery answer: decode 10 instances with ~200 bytes of
+    // metadata each (`netget::bench::payload`).
+    let answer = serde_json::to_vec(&netget::model::Discovery {
+        name: ServiceName::new("web").unwrap(),
+        network: net.clone(),
+        instances: (0..10)
+            .map(|i| {
+                Arc::new(Instance::from_registration(
+                    net.clone(),
+                    ServiceName::new("web").unwrap(),
+                    InstanceId::new(&format!("i-{i}")).unwrap(),
+                    netget::bench::payload(i),
+                    "bench",
+                ))
+            })
+            .collect(),
+    })
+    .unwrap();
+    c.bench_function("protocol/decode a 10-instance discovery answer", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<netget::model::Discovery>(&answer).unwrap()))
     });
 }
 

@@ -93,7 +93,7 @@ struct Service {
     /// The encoded answer to the common discovery query (healthy instances, no tag filter),
     /// built by the first query after a change and served as is until the next: most
     /// discoveries of a service between two of its changes then cost a lookup and a copy.
-    answer: std::sync::OnceLock<bytes::Bytes>,
+    answer: std::sync::OnceLock<EncodedAnswer>,
     /// Created on the first watch and dropped when the last watcher leaves: a broadcast
     /// channel preallocates its whole buffer, which a registry with 100k unwatched services
     /// cannot afford.
@@ -185,6 +185,36 @@ impl Change {
                 .into()
             })
             .clone()
+    }
+}
+
+/// A discovery answer encoded once as JSON and shared: written as is into HTTP bodies and into
+/// `result` frames, so serving a cached answer copies bytes instead of encoding instances.
+#[derive(Debug, Clone)]
+pub struct EncodedAnswer(pub Arc<serde_json::value::RawValue>);
+
+impl EncodedAnswer {
+    /// The answer as an HTTP body, without copying it.
+    pub fn into_body(self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for EncodedAnswer {
+    fn as_ref(&self) -> &[u8] {
+        self.0.get().as_bytes()
+    }
+}
+
+impl serde::Serialize for EncodedAnswer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl PartialEq for EncodedAnswer {
+    fn eq(&self, other: &EncodedAnswer) -> bool {
+        self.0.get() == other.0.get()
     }
 }
 
@@ -660,16 +690,21 @@ impl Directory {
         })
     }
 
-    /// The JSON answer to a discovery query, as HTTP sends it. The common query (healthy
-    /// instances, no tags) of an existing service is served from the service's cached answer.
-    pub fn discover_json(
+    /// The answer to a discovery query, encoded as JSON. The common query (healthy instances,
+    /// no tags) of an existing service is served from the service's cached answer.
+    pub fn discover_encoded(
         &self,
         network: &NetworkName,
         name: &ServiceName,
         healthy_only: bool,
         tags: &[String],
-    ) -> Result<bytes::Bytes> {
-        let encode = |d: &Discovery| bytes::Bytes::from(serde_json::to_vec(d).unwrap_or_default());
+    ) -> Result<EncodedAnswer> {
+        let encode = |d: &Discovery| {
+            // Serializing a Discovery cannot fail (string keys only); stay total anyway.
+            EncodedAnswer(Arc::from(
+                serde_json::value::to_raw_value(d).unwrap_or_default(),
+            ))
+        };
         if healthy_only && tags.is_empty() {
             let nets = self.read();
             let services = nets
@@ -896,7 +931,8 @@ mod tests {
         let dev = net("development");
         let web = ServiceName::new("web").unwrap();
         let answer = |d: &Directory| -> Discovery {
-            serde_json::from_slice(&d.discover_json(&dev, &web, true, &[]).unwrap()).unwrap()
+            serde_json::from_str(d.discover_encoded(&dev, &web, true, &[]).unwrap().0.get())
+                .unwrap()
         };
         let ids = |a: &Discovery| -> Vec<String> {
             a.instances.iter().map(|i| i.id.to_string()).collect()
@@ -934,7 +970,8 @@ mod tests {
         assert!(answer(&d).instances.is_empty(), "a removed instance goes");
         // Filtered queries are answered fresh, never from the cache.
         let all: Discovery =
-            serde_json::from_slice(&d.discover_json(&dev, &web, false, &[]).unwrap()).unwrap();
+            serde_json::from_str(d.discover_encoded(&dev, &web, false, &[]).unwrap().0.get())
+                .unwrap();
         assert_eq!(ids(&all), ["a"]);
     }
 

@@ -187,7 +187,7 @@ pub struct SignedFields<'a> {
     pub tags: std::borrow::Cow<'a, str>,
     /// Relative weight (1 when not given): signed because clients pick by it.
     pub weight: u32,
-    /// Metadata, as canonical JSON text (compact, keys sorted: [`crate::model::Metadata`]).
+    /// Metadata, as canonical JSON text (compact, keys sorted: [`crate::model::Metadata::canonical`]).
     pub metadata: std::borrow::Cow<'a, str>,
     /// Milliseconds since the Unix epoch.
     pub signed_at: u64,
@@ -263,7 +263,7 @@ pub fn verify_instance(instance: &crate::model::Instance, trusted: &[String]) ->
         version: instance.version.as_deref(),
         tags: instance.tags.joined().into(),
         weight: instance.weight,
-        metadata: instance.metadata.as_str().into(),
+        metadata: instance.metadata.canonical().into(),
         signed_at: at,
     }
     .payload();

@@ -365,13 +365,14 @@ impl Registration {
     }
 }
 
-/// An instance's metadata: a JSON object kept as its canonical text (compact, keys sorted).
+/// An instance's metadata: a JSON object kept as its compact JSON text.
 ///
 /// Why text and not a parsed map: a registry holds 100k+ instances and only ever sends their
 /// metadata on (in answers and events), while a parsed `serde_json::Map` costs a tree node and a
-/// `String` per key and per value, about four times the text. The text is built only by
-/// serializing a `serde_json::Map` (see [`Metadata::from_map`] and `Deserialize`), so it is
-/// always canonical: what a node signs ([`crate::identity::SignedFields`]) is this very text.
+/// `String` per key and per value, about four times the text; and a client decoding an answer
+/// copies the text through instead of building the tree. Built from a map ([`Metadata::from_map`],
+/// what a registry does with every registration) the text is canonical (keys sorted); decoded
+/// it keeps the order it arrived in. [`Metadata::canonical`] is what a node signs.
 #[derive(Clone)]
 pub struct Metadata(Box<serde_json::value::RawValue>);
 
@@ -393,9 +394,14 @@ impl Metadata {
         }
     }
 
-    /// The canonical JSON text (`{}` when empty).
+    /// The compact JSON text (`{}` when empty).
     pub fn as_str(&self) -> &str {
         self.0.get()
+    }
+
+    /// The canonical text (compact, keys sorted at every level): what a node signs.
+    pub fn canonical(&self) -> String {
+        Metadata::from_map(&self.to_map()).as_str().to_owned()
     }
 
     /// The metadata as a parsed map.
@@ -465,10 +471,103 @@ impl Serialize for Metadata {
 
 impl<'de> Deserialize<'de> for Metadata {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Metadata, D::Error> {
-        // Through a map: any deserializer works (JSON, values from the bindings), a non-object
-        // is refused, and the text comes out canonical.
-        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-        Ok(Metadata::from_map(&map))
+        // Copied through as compact text (no tree is built), from any deserializer (JSON, values
+        // from the bindings); anything but an object is refused.
+        let mut out = Vec::with_capacity(128);
+        d.deserialize_map(JsonWriter(&mut out))?;
+        let text = String::from_utf8(out).map_err(serde::de::Error::custom)?;
+        serde_json::value::RawValue::from_string(text)
+            .map(Metadata)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Writes the value it is given as compact JSON text, whatever deserializer it comes from.
+struct JsonWriter<'a>(&'a mut Vec<u8>);
+
+impl JsonWriter<'_> {
+    fn scalar<E: serde::de::Error>(self, v: impl Serialize) -> std::result::Result<(), E> {
+        serde_json::to_writer(&mut *self.0, &v).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonWriter<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonWriter<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<(), E> {
+        self.scalar(v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        self.scalar(v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<(), E> {
+        self.scalar(v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<(), E> {
+        // As serde_json::Value would: a non-finite number becomes null.
+        self.scalar(serde_json::Number::from_f64(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        self.scalar(v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        self.0.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.0.len();
+            if !first {
+                self.0.push(b',');
+            }
+            if seq.next_element_seed(JsonWriter(&mut *self.0))?.is_none() {
+                self.0.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.0.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        self.0.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !first {
+                self.0.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut *self.0, &key).map_err(serde::de::Error::custom)?;
+            self.0.push(b':');
+            map.next_value_seed(JsonWriter(&mut *self.0))?;
+        }
+        self.0.push(b'}');
+        Ok(())
     }
 }
 
@@ -794,18 +893,41 @@ mod tests {
     }
 
     #[test]
-    fn metadata_is_kept_as_canonical_text_and_travels_as_an_object() {
-        let m: Metadata = serde_json::from_str(r#"{ "zone": "a", "build": {"n": 1} }"#).unwrap();
-        assert_eq!(m.as_str(), r#"{"build":{"n":1},"zone":"a"}"#);
+    fn metadata_is_kept_as_compact_text_and_travels_as_an_object() {
+        let m: Metadata = serde_json::from_str(
+            r#"{ "zone": "a", "build": {"y": [1, -2, 2.5, true, null, "\u00e9\""], "n": 1} }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.as_str(),
+            r#"{"zone":"a","build":{"y":[1,-2,2.5,true,null,"é\""],"n":1}}"#
+        );
+        assert_eq!(
+            m.canonical(),
+            r#"{"build":{"n":1,"y":[1,-2,2.5,true,null,"é\""]},"zone":"a"}"#
+        );
+        let m = Metadata::from_map(&m.to_map());
+        assert_eq!(
+            m.as_str(),
+            m.canonical(),
+            "built from a map, it is canonical"
+        );
         assert_eq!(m.get("zone"), Some(serde_json::json!("a")));
-        assert_eq!(m.get("build"), Some(serde_json::json!({"n": 1})));
+        assert_eq!(m.get("build").unwrap()["n"], serde_json::json!(1));
         assert_eq!(m.get("missing"), None);
         assert_eq!(serde_json::to_string(&m).unwrap(), m.as_str());
         // Through serde_json::Value too (what the bindings convert from).
         let v = serde_json::to_value(&m).unwrap();
-        assert_eq!(v, serde_json::json!({"zone": "a", "build": {"n": 1}}));
+        assert_eq!(v["build"]["n"], serde_json::json!(1));
         assert_eq!(serde_json::from_value::<Metadata>(v).unwrap(), m);
         assert!(serde_json::from_str::<Metadata>("[1]").is_err());
+        assert!(serde_json::from_str::<Metadata>(r#""{}""#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Metadata>("{}").unwrap().as_str(),
+            "{}"
+        );
+        let empty_seq: Metadata = serde_json::from_str(r#"{"a":[],"b":{}}"#).unwrap();
+        assert_eq!(empty_seq.as_str(), r#"{"a":[],"b":{}}"#);
         assert!(Metadata::default().is_empty());
     }
 

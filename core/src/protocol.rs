@@ -267,6 +267,10 @@ pub enum ResultData {
     },
     /// `deregister`, `unwatch`, `subscribe`, `unsubscribe`: nothing to report.
     Empty {},
+    /// `discover`, answered from the registry's cached encoding (sent only; it reads back as
+    /// [`ResultData::Discovery`]).
+    #[serde(skip_deserializing)]
+    EncodedDiscovery(crate::directory::EncodedAnswer),
 }
 
 impl ClientMessage {
@@ -359,6 +363,43 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_discovery_answer_is_sent_exactly_as_an_encoded_one() {
+        let reg = crate::model::Registration {
+            address: "http://127.0.0.1:1".into(),
+            tags: vec!["v1".into()],
+            ..Default::default()
+        };
+        let d = crate::directory::Directory::new("r", &[NetworkName::new("dev").unwrap()]);
+        let inst = crate::model::Instance::from_registration(
+            NetworkName::new("dev").unwrap(),
+            ServiceName::new("web").unwrap(),
+            crate::model::InstanceId::new("a").unwrap(),
+            reg,
+            "r",
+        );
+        let owner = crate::directory::Owner::Rest {
+            ttl: None,
+            token: None,
+        };
+        d.register(inst, owner).unwrap();
+        let (net, web) = (
+            NetworkName::new("dev").unwrap(),
+            ServiceName::new("web").unwrap(),
+        );
+        let fresh = ServerMessage::Result {
+            id: 9,
+            data: ResultData::Discovery(d.discover(&net, &web, true, &[]).unwrap()),
+        };
+        let cached = ServerMessage::Result {
+            id: 9,
+            data: ResultData::EncodedDiscovery(d.discover_encoded(&net, &web, true, &[]).unwrap()),
+        };
+        assert_eq!(cached.to_text(), fresh.to_text());
+        let back: ServerMessage = serde_json::from_str(&cached.to_text()).unwrap();
+        assert_eq!(back, fresh);
+    }
 
     #[test]
     fn parse_classifies_bad_frames_by_code() {

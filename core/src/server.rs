@@ -578,7 +578,8 @@ async fn discover(
     let q = parse_discover_query(query.as_deref())?;
     let body = s
         .directory
-        .discover_json(&network, &name, q.healthy_only, &q.tags)?;
+        .discover_encoded(&network, &name, q.healthy_only, &q.tags)?
+        .into_body();
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

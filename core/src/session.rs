@@ -542,9 +542,9 @@ impl Session {
                 healthy_only,
                 tags,
             } => {
-                let found = dir.discover(&me.network, &name, healthy_only, &tags)?;
+                let found = dir.discover_encoded(&me.network, &name, healthy_only, &tags)?;
                 self.shared.metrics.discovered("websocket");
-                reply(id, ResultData::Discovery(found))
+                reply(id, ResultData::EncodedDiscovery(found))
             }
             ClientMessage::Services { id } => reply(
                 id,

@@ -505,7 +505,7 @@ async fn a_registration_altered_after_signing_is_rejected_by_the_discovering_cli
         version: fake.version.as_deref(),
         tags: fake.tags.joined().into(),
         weight: fake.weight,
-        metadata: fake.metadata.as_str().into(),
+        metadata: fake.metadata.canonical().into(),
         signed_at: at,
     }
     .payload();
