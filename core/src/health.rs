@@ -8,6 +8,7 @@
 //! watchers as `changed`, and an instance critical for `deregisterCriticalAfter` is removed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,9 @@ use crate::model::{HealthCheck, Instance, Status};
 /// Probes in flight at once, whatever the number of checked instances.
 const MAX_CONCURRENT_PROBES: usize = 256;
 
+/// Finished check handles are never swept below this many.
+const MIN_SWEEP: usize = 64;
+
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -44,6 +48,8 @@ pub struct Health {
     http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     /// The running check of each instance, with the definition it runs.
     tasks: Mutex<HashMap<InstanceKey, (HealthCheck, JoinHandle<()>)>>,
+    /// Size of `tasks` at which finished handles are swept next.
+    sweep_at: AtomicUsize,
 }
 
 impl std::fmt::Debug for Health {
@@ -65,6 +71,7 @@ impl Health {
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             http: Client::builder(TokioExecutor::new()).build(connector),
             tasks: Mutex::new(HashMap::new()),
+            sweep_at: AtomicUsize::new(MIN_SWEEP),
         }))
     }
 
@@ -91,7 +98,14 @@ impl Health {
             instance.id.clone(),
         );
         let mut tasks = self.lock();
-        tasks.retain(|_, (_, t)| !t.is_finished());
+        // Checks end on their own when their instance goes; their handles are swept here, but
+        // only when the map has doubled since the last sweep, so tracking stays O(1) amortized
+        // however many checks run (a sweep per registration would scan all of them).
+        if tasks.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            tasks.retain(|_, (_, t)| !t.is_finished());
+            self.sweep_at
+                .store((tasks.len() * 2).max(MIN_SWEEP), Ordering::Relaxed);
+        }
         match &instance.health {
             None => {
                 if let Some((_, t)) = tasks.remove(&key) {

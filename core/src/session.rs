@@ -67,6 +67,7 @@ pub async fn serve(
         shared: shared.clone(),
         out_tx: out_tx.clone(),
         owned: HashSet::new(),
+        network: None,
         watches: HashMap::new(),
         subscriptions: HashMap::new(),
         network_watch: None,
@@ -162,8 +163,11 @@ struct Session {
     id: u64,
     shared: Arc<Shared>,
     out_tx: mpsc::Sender<Message>,
-    /// Instances this session registered; removed when it ends.
-    owned: HashSet<InstanceKey>,
+    /// Instances this session registered (by service and id: a session has one network), removed
+    /// when it ends.
+    owned: HashSet<(ServiceName, InstanceId)>,
+    /// The session's network, once its handshake is done.
+    network: Option<NetworkName>,
     /// One forwarder task per watched service.
     watches: HashMap<ServiceName, JoinHandle<()>>,
     /// One forwarder task per subscribed channel.
@@ -312,6 +316,7 @@ impl Session {
 
     /// Reads requests until the peer leaves, goes silent, misbehaves, or the registry stops.
     async fn run(&mut self, stream: &mut Stream, me: Identity) -> (u16, String) {
+        self.network = Some(me.network.clone());
         let cfg = &self.shared.config;
         let (timeout, max_frame, ping_every) =
             (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
@@ -487,7 +492,9 @@ impl Session {
                 inst.public_key = Some(me.public_key.clone());
                 let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
                 let limit = self.shared.config.max_instances_per_session;
-                if self.owned.len() >= limit && !self.owned.contains(&key) {
+                if self.owned.len() >= limit
+                    && !self.owned.contains(&(key.1.clone(), key.2.clone()))
+                {
                     return Err(Error::TooLarge(format!(
                         "this session already holds {limit} instances, the most a session may; open another session"
                     )));
@@ -513,8 +520,7 @@ impl Session {
                 )?;
                 // The directory's copy of the key: its names are shared with the directory.
                 let i = &done.instance;
-                self.owned
-                    .insert((i.network.clone(), i.name.clone(), i.id.clone()));
+                self.owned.insert((i.name.clone(), i.id.clone()));
                 self.shared.metrics.registered("websocket");
                 self.shared.health.track(&done.instance);
                 reply(id, ResultData::Instance(done.instance))
@@ -532,7 +538,8 @@ impl Session {
                         key: me.public_key.clone(),
                     },
                 )?;
-                self.owned.remove(&key);
+                let (_, name, instance_id) = key;
+                self.owned.remove(&(name, instance_id));
                 self.shared.metrics.deregistered("request", 1);
                 reply(id, ResultData::Empty {})
             }
@@ -714,7 +721,14 @@ impl Session {
         if let Some(t) = self.network_watch.take() {
             t.abort();
         }
-        let owned: Vec<InstanceKey> = self.owned.drain().collect();
+        let owned: Vec<InstanceKey> = match &self.network {
+            Some(network) => self
+                .owned
+                .drain()
+                .map(|(name, id)| (network.clone(), name, id))
+                .collect(),
+            None => Vec::new(),
+        };
         let removed = self.shared.directory.remove_session(self.id, &owned);
         self.shared.metrics.deregistered("session", removed);
         if removed > 0 {
