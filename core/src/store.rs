@@ -8,12 +8,37 @@
 //! once it is on disk, concurrent writers share one fsync (group commit), and operations reach
 //! the disk in the order they were queued. Session registrations are not stored: they come back
 //! when their nodes reconnect.
+//!
+//! Layout (schema version 2):
+//!
+//! - `meta`: `schema_version` → 2.
+//! - `rest_log`: sequence number (u64) → the registration as JSON ([`RestRecord`]). Every put
+//!   takes the next number, so the rows of one group commit are appended at the right edge of
+//!   the B-tree: a commit writes the leaves its new rows fill plus a fixed handful of pages (the
+//!   tree's right edge, the table and free-page records, the header), about 1.5 KB per
+//!   registration under load. Keyed by `network/service/id` (version 1's `rest_registrations`
+//!   table), the rows of one commit landed in unrelated leaves of the copy-on-write tree and
+//!   each cost about two rewritten 4 KiB pages. The writer thread keeps `network/service/id` →
+//!   sequence number in memory (built while loading, from the records themselves): re-registering
+//!   an instance removes its old row and appends a new one, deregistering removes its row.
+//! - `name_claims`: `network/service` → public key.
+//! - `networks`: network name → its policy, as JSON.
+//!
+//! Version 1 stores are migrated on open in one transaction (their rows move to `rest_log` in
+//! key order and the old table is dropped); a store of a newer version is refused before
+//! anything is written. After many removals the file is compacted, so churn does not grow it
+//! without bound.
+//!
+//! Each commit costs one `fdatasync`: redb's default durability (`Immediate`) with its
+//! checksummed one-phase commit; two-phase commit and quick-repair, which would add a second
+//! sync per commit, stay off.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,15 +51,21 @@ pub const STORE_FILE: &str = "netget.redb";
 
 /// The schema this build writes. A store with a higher version is refused; lower versions are
 /// migrated on open (see `migrate`).
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const REST: TableDefinition<&str, &[u8]> = TableDefinition::new("rest_registrations");
+/// Version 1's REST registrations, keyed by `network/service/id`; read only by the migration.
+const REST_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("rest_registrations");
+/// REST registrations by sequence number (see the module doc).
+const REST_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("rest_log");
 const CLAIMS: TableDefinition<&str, &str> = TableDefinition::new("name_claims");
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 
 /// Deletes after which the file is compacted, so heavy churn does not grow it without bound.
 const COMPACT_EVERY_DELETES: u64 = 20_000;
+
+/// Most queued operations taken into one transaction.
+const MAX_BATCH: usize = 4096;
 
 /// A REST registration as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +77,15 @@ pub struct RestRecord {
     pub ttl_ms: Option<u64>,
     /// Digest of the token that registered it (ownership).
     pub token: Option<String>,
+}
+
+/// [`RestRecord`] by reference, to encode one without cloning the instance. Same JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RestRecordRef<'a> {
+    instance: &'a Instance,
+    ttl_ms: Option<u64>,
+    token: Option<&'a str>,
 }
 
 /// A network's policy as stored.
@@ -76,36 +116,55 @@ pub struct Loaded {
 /// One change to the store.
 #[derive(Debug)]
 enum Op {
+    /// `network/service/id` and the encoded [`RestRecord`].
     PutRest(String, Vec<u8>),
     DeleteRest(String),
     PutClaim(String, String),
     SetNetworks(Vec<(String, Vec<u8>)>),
+    /// Fails the transaction it is in.
+    #[cfg(test)]
+    Fail,
 }
 
-struct Batch {
-    ops: Vec<Op>,
+/// One queued operation and who waits for it (nobody for `forget_rest`).
+#[derive(Debug)]
+struct Request {
+    op: Op,
     done_tx: Option<oneshot::Sender<Result<()>>>,
 }
 
 /// A handle to the store's writer. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    ops_tx: mpsc::UnboundedSender<Batch>,
+    ops_tx: mpsc::UnboundedSender<Request>,
     path: Arc<PathBuf>,
 }
 
-impl std::fmt::Debug for Batch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Batch({} ops)", self.ops.len())
-    }
-}
-
 fn rest_key(instance: &Instance) -> String {
-    format!("{}/{}/{}", instance.network, instance.name, instance.id)
+    let (network, name, id) = (
+        instance.network.as_str(),
+        instance.name.as_str(),
+        instance.id.as_str(),
+    );
+    let mut key = String::with_capacity(network.len() + name.len() + id.len() + 2);
+    key.push_str(network);
+    key.push('/');
+    key.push_str(name);
+    key.push('/');
+    key.push_str(id);
+    key
 }
 
 fn storage(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io(format!("store {}: {e}", path.display()))
+}
+
+/// Where each stored REST registration is: `network/service/id` → its row in [`REST_LOG`].
+#[derive(Debug)]
+struct RestIndex {
+    seqs: HashMap<String, u64>,
+    /// The number the next put takes: above every row's.
+    next: u64,
 }
 
 impl Store {
@@ -137,12 +196,29 @@ impl Store {
                 path.display()
             )),
         })?;
-        let loaded = load(&db, &path)?;
+        migrate(&db, &path)?;
+        let (loaded, index, superseded) = load(&db, &path)?;
+        if !superseded.is_empty() {
+            let tx = db.begin_write().map_err(|e| storage(&path, e))?;
+            {
+                let mut rest = tx.open_table(REST_LOG).map_err(|e| storage(&path, e))?;
+                for seq in superseded {
+                    rest.remove(seq).map_err(|e| storage(&path, e))?;
+                }
+            }
+            tx.commit().map_err(|e| storage(&path, e))?;
+        }
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
-        let thread_path = path.clone();
+        let writer = Writer {
+            db,
+            path: path.clone(),
+            index,
+            undo: Vec::new(),
+            deletes_since_compaction: 0,
+        };
         std::thread::Builder::new()
             .name("netget-store".into())
-            .spawn(move || writer(db, ops_rx, thread_path))
+            .spawn(move || writer.run(ops_rx))
             .map_err(|e| Error::Io(format!("cannot start the store writer: {e}")))?;
         Ok((
             Store {
@@ -158,18 +234,26 @@ impl Store {
         &self.path
     }
 
-    fn queue(&self, ops: Vec<Op>, done_tx: Option<oneshot::Sender<Result<()>>>) -> Result<()> {
+    fn queue(&self, op: Op, done_tx: Option<oneshot::Sender<Result<()>>>) -> Result<()> {
         self.ops_tx
-            .send(Batch { ops, done_tx })
+            .send(Request { op, done_tx })
             .map_err(|_| Error::Closed("the store is closed".into()))
     }
 
-    async fn durable(&self, ops: Vec<Op>) -> Result<()> {
+    /// Queues `op` now (so it keeps its place among the directory's changes); the future
+    /// resolves once it is on disk.
+    fn durable(
+        &self,
+        op: Result<Op>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let (done_tx, done_rx) = oneshot::channel();
-        self.queue(ops, Some(done_tx))?;
-        done_rx
-            .await
-            .map_err(|_| Error::Internal("the store writer stopped".into()))?
+        let queued = op.and_then(|op| self.queue(op, Some(done_tx)));
+        async move {
+            queued?;
+            done_rx
+                .await
+                .map_err(|_| Error::Internal("the store writer stopped".into()))?
+        }
     }
 
     /// Queues a REST registration now (keeping the order of directory changes) and resolves
@@ -180,23 +264,16 @@ impl Store {
         ttl: Option<Duration>,
         token: Option<&str>,
     ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        let record = RestRecord {
-            instance: instance.clone(),
+        let record = RestRecordRef {
+            instance,
             ttl_ms: ttl.map(|t| t.as_millis() as u64),
-            token: token.map(str::to_string),
+            token,
         };
-        let this = self.clone();
-        let op = serde_json::to_vec(&record)
-            .map(|bytes| Op::PutRest(rest_key(instance), bytes))
+        let mut bytes = Vec::with_capacity(512);
+        let op = serde_json::to_writer(&mut bytes, &record)
+            .map(|()| Op::PutRest(rest_key(instance), bytes))
             .map_err(|e| Error::Internal(format!("encode: {e}")));
-        let (done_tx, done_rx) = oneshot::channel();
-        let queued = op.and_then(|op| this.queue(vec![op], Some(done_tx)));
-        async move {
-            queued?;
-            done_rx
-                .await
-                .map_err(|_| Error::Internal("the store writer stopped".into()))?
-        }
+        self.durable(op)
     }
 
     /// Queues the removal of a REST registration now; resolves once it is on disk.
@@ -204,19 +281,12 @@ impl Store {
         &self,
         instance: &Instance,
     ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        let (done_tx, done_rx) = oneshot::channel();
-        let queued = self.queue(vec![Op::DeleteRest(rest_key(instance))], Some(done_tx));
-        async move {
-            queued?;
-            done_rx
-                .await
-                .map_err(|_| Error::Internal("the store writer stopped".into()))?
-        }
+        self.durable(Ok(Op::DeleteRest(rest_key(instance))))
     }
 
     /// Removes a REST registration without waiting (expiry, eviction).
     pub fn forget_rest(&self, instance: &Instance) {
-        let _ = self.queue(vec![Op::DeleteRest(rest_key(instance))], None);
+        let _ = self.queue(Op::DeleteRest(rest_key(instance)), None);
     }
 
     /// Records that `public_key` owns `service` in `network`; resolves once on disk.
@@ -226,10 +296,10 @@ impl Store {
         service: &ServiceName,
         public_key: &str,
     ) -> Result<()> {
-        self.durable(vec![Op::PutClaim(
+        self.durable(Ok(Op::PutClaim(
             format!("{network}/{service}"),
             public_key.to_string(),
-        )])
+        )))
         .await
     }
 
@@ -251,25 +321,46 @@ impl Store {
                 serde_json::to_vec(&policy).map_err(|e| Error::Internal(format!("encode: {e}")))?;
             rows.push((n.name.to_string(), bytes));
         }
-        self.durable(vec![Op::SetNetworks(rows)]).await
+        self.durable(Ok(Op::SetNetworks(rows))).await
     }
 }
 
-fn load(db: &Database, path: &Path) -> Result<Loaded> {
-    migrate(db, path)?;
+/// Reads everything back, and builds the writer's index of REST rows. Also returns the rows of
+/// REST registrations superseded by a later row (none, unless a bug left them).
+fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
     let tx = db.begin_read().map_err(|e| storage(path, e))?;
     let mut loaded = Loaded::default();
-    let rest = tx.open_table(REST).map_err(|e| storage(path, e))?;
+    let mut index = RestIndex {
+        seqs: HashMap::new(),
+        next: 1,
+    };
+    let rest = tx.open_table(REST_LOG).map_err(|e| storage(path, e))?;
+    let mut superseded = Vec::new();
+    let mut seqs = Vec::new();
     for row in rest.iter().map_err(|e| storage(path, e))? {
         let (k, v) = row.map_err(|e| storage(path, e))?;
+        let seq = k.value();
         let record: RestRecord = serde_json::from_slice(v.value()).map_err(|e| {
             Error::Io(format!(
-                "store {}: record {:?} is unreadable ({e}); the store is corrupt — move it aside to start empty",
+                "store {}: record {seq} is unreadable ({e}); the store is corrupt — move it aside to start empty",
                 path.display(),
-                k.value()
             ))
         })?;
+        // This writer never leaves two rows for one instance; were there two, the later wins
+        // (and the earlier is removed on open).
+        if let Some(earlier) = index.seqs.insert(rest_key(&record.instance), seq) {
+            superseded.push(earlier);
+        }
+        index.next = seq + 1;
+        seqs.push(seq);
         loaded.rest.push(record);
+    }
+    if !superseded.is_empty() {
+        let mut seqs = seqs.into_iter();
+        loaded.rest.retain(|r| {
+            let seq = seqs.next();
+            index.seqs.get(&rest_key(&r.instance)).copied() == seq
+        });
     }
     let claims = tx.open_table(CLAIMS).map_err(|e| storage(path, e))?;
     for row in claims.iter().map_err(|e| storage(path, e))? {
@@ -297,114 +388,204 @@ fn load(db: &Database, path: &Path) -> Result<Loaded> {
         };
         loaded.networks.push(NetworkConfig { name, policy });
     }
-    Ok(loaded)
+    Ok((loaded, index, superseded))
 }
 
-/// Brings an older store to [`SCHEMA_VERSION`] and refuses a newer one. Version 1 is the first;
-/// a future version 2 adds its step here (read v1 rows, write v2 rows, set the version) in the
-/// same transaction, so a migration is all or nothing.
+/// Brings an older store to [`SCHEMA_VERSION`] and refuses a newer one, before writing anything.
+/// Each step reads the old rows and writes the new ones in the transaction that sets the new
+/// version, so a migration is all or nothing:
+///
+/// - 1 → 2: the rows of `rest_registrations` (keyed by `network/service/id`) move, in key
+///   order, to `rest_log` under sequence numbers 1, 2, …, and the old table is dropped.
 fn migrate(db: &Database, path: &Path) -> Result<()> {
+    let found = {
+        let tx = db.begin_read().map_err(|e| storage(path, e))?;
+        match tx.open_table(META) {
+            Ok(meta) => meta
+                .get("schema_version")
+                .map_err(|e| storage(path, e))?
+                .map(|v| v.value()),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(storage(path, e)),
+        }
+    };
+    match found {
+        Some(SCHEMA_VERSION) => return Ok(()),
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(Error::Io(format!(
+                "store {} has schema version {v}, newer than this netget understands ({SCHEMA_VERSION}); run a newer netget or move the store aside",
+                path.display()
+            )))
+        }
+        Some(1) | None => {}
+        Some(v) => {
+            return Err(Error::Io(format!(
+                "store {} has schema version {v}, which no netget wrote; it may be corrupt — move it aside to start empty",
+                path.display()
+            )))
+        }
+    }
     let tx = db.begin_write().map_err(|e| storage(path, e))?;
     {
-        let mut meta = tx.open_table(META).map_err(|e| storage(path, e))?;
-        let found = meta
-            .get("schema_version")
-            .map_err(|e| storage(path, e))?
-            .map(|v| v.value());
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(Error::Io(format!(
-                    "store {} has schema version {v}, newer than this netget understands ({SCHEMA_VERSION}); run a newer netget or move the store aside",
-                    path.display()
-                )))
-            }
-            Some(_) => {}
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION).map_err(|e| storage(path, e))?;
-            }
-        }
         // Create the tables so readers find them.
-        tx.open_table(REST).map_err(|e| storage(path, e))?;
+        let mut log = tx.open_table(REST_LOG).map_err(|e| storage(path, e))?;
         tx.open_table(CLAIMS).map_err(|e| storage(path, e))?;
         tx.open_table(NETWORKS).map_err(|e| storage(path, e))?;
+        if found == Some(1) {
+            let old = tx.open_table(REST_V1).map_err(|e| storage(path, e))?;
+            for (row, seq) in old.iter().map_err(|e| storage(path, e))?.zip(1u64..) {
+                let (_, v) = row.map_err(|e| storage(path, e))?;
+                log.insert(seq, v.value()).map_err(|e| storage(path, e))?;
+            }
+        }
+        tx.open_table(META)
+            .map_err(|e| storage(path, e))?
+            .insert("schema_version", SCHEMA_VERSION)
+            .map_err(|e| storage(path, e))?;
     }
-    tx.commit().map_err(|e| storage(path, e))
+    if found == Some(1) {
+        tx.delete_table(REST_V1).map_err(|e| storage(path, e))?;
+    }
+    tx.commit().map_err(|e| storage(path, e))?;
+    if let Some(v) = found {
+        tracing::info!(file = %path.display(), from = v, to = SCHEMA_VERSION, "store migrated");
+    }
+    Ok(())
 }
 
-fn apply(db: &Database, ops: &[Op], path: &Path) -> Result<u64> {
-    let tx = db.begin_write().map_err(|e| storage(path, e))?;
-    let mut deletes = 0;
-    {
-        let mut rest = tx.open_table(REST).map_err(|e| storage(path, e))?;
-        let mut claims = tx.open_table(CLAIMS).map_err(|e| storage(path, e))?;
-        let mut networks = tx.open_table(NETWORKS).map_err(|e| storage(path, e))?;
-        for op in ops {
-            match op {
-                Op::PutRest(k, v) => {
-                    rest.insert(k.as_str(), v.as_slice())
-                        .map_err(|e| storage(path, e))?;
+/// The writer thread's state.
+struct Writer {
+    db: Database,
+    path: PathBuf,
+    index: RestIndex,
+    /// The rows of the keys the current transaction moved or removed, to put the index back
+    /// if it fails. Reused by every transaction.
+    undo: Vec<(String, u64)>,
+    deletes_since_compaction: u64,
+}
+
+impl Writer {
+    /// Group commit, then acknowledge; until every handle is dropped.
+    fn run(mut self, mut ops_rx: mpsc::UnboundedReceiver<Request>) {
+        let mut ops = Vec::new();
+        let mut waiting = Vec::new();
+        while let Some(first) = ops_rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(Request { op, done_tx }) = next {
+                ops.push(op);
+                waiting.extend(done_tx);
+                next = if ops.len() < MAX_BATCH {
+                    ops_rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            let result = self.apply(&mut ops);
+            match &result {
+                Ok(deletes) => self.deletes_since_compaction += deletes,
+                Err(e) => tracing::error!(error = %e, "store write failed"),
+            }
+            for done_tx in waiting.drain(..) {
+                let _ = done_tx.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+            if self.deletes_since_compaction >= COMPACT_EVERY_DELETES {
+                self.deletes_since_compaction = 0;
+                match self.db.compact() {
+                    Ok(_) => tracing::debug!(file = %self.path.display(), "store compacted"),
+                    Err(e) => tracing::warn!(error = %e, "store compaction failed"),
                 }
-                Op::DeleteRest(k) => {
-                    rest.remove(k.as_str()).map_err(|e| storage(path, e))?;
-                    deletes += 1;
-                }
-                Op::PutClaim(k, v) => {
-                    claims
-                        .insert(k.as_str(), v.as_str())
-                        .map_err(|e| storage(path, e))?;
-                }
-                Op::SetNetworks(rows) => {
-                    networks
-                        .retain(|_, _| false)
-                        .map_err(|e| storage(path, e))?;
-                    for (k, v) in rows {
-                        networks
-                            .insert(k.as_str(), v.as_slice())
+            }
+        }
+    }
+
+    /// Writes `ops` (emptying it) in one durable transaction; returns the rows it removed. On
+    /// failure nothing of it is stored, and the index is put back as it was.
+    fn apply(&mut self, ops: &mut Vec<Op>) -> Result<u64> {
+        self.undo.clear();
+        let first = self.index.next;
+        let result = self.write(ops);
+        ops.clear();
+        if result.is_err() {
+            let seqs = &mut self.index.seqs;
+            for (key, seq) in self.undo.drain(..).rev() {
+                seqs.insert(key, seq);
+            }
+            // What is left at one of this transaction's rows was not indexed before it.
+            seqs.retain(|_, seq| *seq < first);
+        }
+        result
+    }
+
+    fn write(&mut self, ops: &mut Vec<Op>) -> Result<u64> {
+        let path = &self.path;
+        let index = &mut self.index;
+        let undo = &mut self.undo;
+        let tx = self.db.begin_write().map_err(|e| storage(path, e))?;
+        let mut deletes = 0;
+        {
+            let mut rest = tx.open_table(REST_LOG).map_err(|e| storage(path, e))?;
+            let mut claims = None;
+            let mut networks = None;
+            for op in ops.drain(..) {
+                match op {
+                    Op::PutRest(key, value) => {
+                        let seq = index.next;
+                        index.next += 1;
+                        match index.seqs.entry(key) {
+                            Entry::Occupied(mut at) => {
+                                let old = at.insert(seq);
+                                undo.push((at.key().clone(), old));
+                                rest.remove(old).map_err(|e| storage(path, e))?;
+                                deletes += 1;
+                            }
+                            Entry::Vacant(at) => {
+                                at.insert(seq);
+                            }
+                        }
+                        rest.insert(seq, value.as_slice())
                             .map_err(|e| storage(path, e))?;
+                    }
+                    Op::DeleteRest(key) => {
+                        if let Some(old) = index.seqs.remove(key.as_str()) {
+                            undo.push((key, old));
+                            rest.remove(old).map_err(|e| storage(path, e))?;
+                            deletes += 1;
+                        }
+                    }
+                    Op::PutClaim(k, v) => {
+                        if claims.is_none() {
+                            claims = Some(tx.open_table(CLAIMS).map_err(|e| storage(path, e))?);
+                        }
+                        if let Some(claims) = &mut claims {
+                            claims
+                                .insert(k.as_str(), v.as_str())
+                                .map_err(|e| storage(path, e))?;
+                        }
+                    }
+                    #[cfg(test)]
+                    Op::Fail => return Err(Error::Io("failure injected".into())),
+                    Op::SetNetworks(rows) => {
+                        if networks.is_none() {
+                            networks = Some(tx.open_table(NETWORKS).map_err(|e| storage(path, e))?);
+                        }
+                        if let Some(networks) = &mut networks {
+                            networks
+                                .retain(|_, _| false)
+                                .map_err(|e| storage(path, e))?;
+                            for (k, v) in rows {
+                                networks
+                                    .insert(k.as_str(), v.as_slice())
+                                    .map_err(|e| storage(path, e))?;
+                            }
+                        }
                     }
                 }
             }
         }
-    }
-    // The default durability is immediate: commit returns after fsync.
-    tx.commit().map_err(|e| storage(path, e))?;
-    Ok(deletes)
-}
-
-/// The writer thread: group commit, then acknowledge.
-fn writer(mut db: Database, mut ops_rx: mpsc::UnboundedReceiver<Batch>, path: PathBuf) {
-    let mut deletes_since_compaction = 0u64;
-    while let Some(first) = ops_rx.blocking_recv() {
-        let mut batches = vec![first];
-        while let Ok(more) = ops_rx.try_recv() {
-            batches.push(more);
-            if batches.len() >= 4096 {
-                break;
-            }
-        }
-        let ops: Vec<Op> = batches
-            .iter_mut()
-            .flat_map(|b| std::mem::take(&mut b.ops))
-            .collect();
-        let result = apply(&db, &ops, &path);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "store write failed");
-        }
-        if let Ok(d) = &result {
-            deletes_since_compaction += d;
-        }
-        for b in batches {
-            if let Some(done_tx) = b.done_tx {
-                let _ = done_tx.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
-            }
-        }
-        if deletes_since_compaction >= COMPACT_EVERY_DELETES {
-            deletes_since_compaction = 0;
-            match db.compact() {
-                Ok(_) => tracing::debug!(file = %path.display(), "store compacted"),
-                Err(e) => tracing::warn!(error = %e, "store compaction failed"),
-            }
-        }
+        // The default durability is immediate: commit returns after fsync (one per commit,
+        // redb's checksummed one-phase commit).
+        tx.commit().map_err(|e| storage(path, e))?;
+        Ok(deletes)
     }
 }
 
@@ -412,6 +593,7 @@ fn writer(mut db: Database, mut ops_rx: mpsc::UnboundedReceiver<Batch>, path: Pa
 mod tests {
     use super::*;
     use crate::model::{InstanceId, Registration};
+    use redb::TableHandle;
 
     fn inst(id: &str) -> Instance {
         Instance::from_registration(
@@ -424,6 +606,42 @@ mod tests {
             },
             "r",
         )
+    }
+
+    /// Opens the store again once the previous handle's writer thread has let go of the file
+    /// (it holds the database until its channel closes).
+    fn reopen(dir: &Path) -> (Store, Loaded) {
+        for _ in 0..100 {
+            match Store::open(dir) {
+                Ok(s) => return s,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        Store::open(dir).expect("store reopens")
+    }
+
+    /// Waits for the writer of a dropped store to let go of the file, then opens it with redb.
+    fn raw(dir: &Path) -> Database {
+        for _ in 0..100 {
+            if let Ok(db) = Database::create(dir.join(STORE_FILE)) {
+                return db;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Database::create(dir.join(STORE_FILE)).expect("store file opens")
+    }
+
+    fn rest_rows(db: &Database) -> Vec<(u64, RestRecord)> {
+        let tx = db.begin_read().unwrap();
+        let table = tx.open_table(REST_LOG).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|row| {
+                let (k, v) = row.unwrap();
+                (k.value(), serde_json::from_slice(v.value()).unwrap())
+            })
+            .collect()
     }
 
     #[tokio::test]
@@ -451,18 +669,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // The writer thread holds the database until its channel closes; give it a moment.
-        let mut reopened = None;
-        for _ in 0..100 {
-            match Store::open(dir.path()) {
-                Ok(s) => {
-                    reopened = Some(s);
-                    break;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        let (_store, loaded) = reopened.expect("store reopens");
+        let (_store, loaded) = reopen(dir.path());
         assert_eq!(loaded.rest.len(), 1);
         assert_eq!(loaded.rest[0].instance.id.as_str(), "a");
         assert_eq!(loaded.rest[0].ttl_ms, Some(30_000));
@@ -471,11 +678,207 @@ mod tests {
         assert_eq!(loaded.networks.len(), 1);
     }
 
-    #[test]
-    fn a_store_from_a_newer_netget_is_refused() {
+    #[tokio::test]
+    async fn a_re_registration_replaces_its_row_also_within_one_commit_and_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
+        let with_address = |id: &str, address: &str| {
+            let mut i = inst(id);
+            i.address = address.into();
+            i
+        };
         {
+            let (store, _) = Store::open(dir.path()).unwrap();
+            // Queued together, so (most likely) one transaction: put, replace, delete, put again.
+            type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>>;
+            let pending: Vec<Pending> = vec![
+                Box::pin(store.put_rest(&with_address("a", "http://a1"), None, None)),
+                Box::pin(store.put_rest(&with_address("a", "http://a2"), None, None)),
+                Box::pin(store.put_rest(&with_address("b", "http://b1"), None, None)),
+                Box::pin(store.delete_rest(&inst("b"))),
+                Box::pin(store.put_rest(&with_address("b", "http://b2"), None, None)),
+                Box::pin(store.put_rest(&with_address("c", "http://c1"), None, None)),
+            ];
+            for p in pending {
+                p.await.unwrap();
+            }
+            store.forget_rest(&inst("c"));
+            store.delete_rest(&inst("never-stored")).await.unwrap();
+        }
+        {
+            let (store, loaded) = reopen(dir.path());
+            let mut got: Vec<_> = loaded
+                .rest
+                .iter()
+                .map(|r| (r.instance.id.to_string(), r.instance.address.clone()))
+                .collect();
+            got.sort();
+            assert_eq!(
+                got,
+                [
+                    ("a".into(), "http://a2".into()),
+                    ("b".into(), "http://b2".into())
+                ]
+            );
+            // The index was rebuilt from the records: a replacement after the restart removes
+            // the row written before it.
+            store
+                .put_rest(&with_address("a", "http://a3"), None, None)
+                .await
+                .unwrap();
+        }
+        let db = raw(dir.path());
+        let rows = rest_rows(&db);
+        let addresses: Vec<_> = rows
+            .iter()
+            .map(|(_, r)| r.instance.address.as_str())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["http://b2", "http://a3"],
+            "one row per instance"
+        );
+        assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[tokio::test]
+    async fn a_version_1_store_is_migrated_and_loads_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = |id: &str, ttl_ms| RestRecord {
+            instance: inst(id),
+            ttl_ms,
+            token: Some(format!("digest-{id}")),
+        };
+        {
+            // Version 1's layout, written as version 1 did.
             let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                tx.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", 1)
+                    .unwrap();
+                let mut rest = tx.open_table(REST_V1).unwrap();
+                for r in [stored("z", Some(5_000)), stored("a", None)] {
+                    let key = format!(
+                        "{}/{}/{}",
+                        r.instance.network, r.instance.name, r.instance.id
+                    );
+                    rest.insert(key.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
+                        .unwrap();
+                }
+                tx.open_table(CLAIMS)
+                    .unwrap()
+                    .insert("secure/orders", "KEY")
+                    .unwrap();
+                tx.open_table(NETWORKS).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        {
+            let (store, loaded) = Store::open(dir.path()).unwrap();
+            let ids: Vec<_> = loaded.rest.iter().map(|r| r.instance.id.as_str()).collect();
+            assert_eq!(ids, ["a", "z"], "in version 1's key order");
+            assert_eq!(loaded.rest[1].ttl_ms, Some(5_000));
+            assert_eq!(loaded.rest[1].token.as_deref(), Some("digest-z"));
+            assert_eq!(loaded.claims.len(), 1);
+            // Migrated rows are indexed like any other: replacing one removes it.
+            let mut moved = inst("z");
+            moved.address = "http://moved".into();
+            store.put_rest(&moved, None, None).await.unwrap();
+            store.delete_rest(&inst("a")).await.unwrap();
+        }
+        let db = raw(dir.path());
+        {
+            let tx = db.begin_read().unwrap();
+            let version = tx
+                .open_table(META)
+                .unwrap()
+                .get("schema_version")
+                .unwrap()
+                .map(|v| v.value());
+            assert_eq!(version, Some(SCHEMA_VERSION));
+            assert!(
+                matches!(
+                    tx.open_table(REST_V1),
+                    Err(TableError::TableDoesNotExist(_))
+                ),
+                "the version 1 table is gone"
+            );
+        }
+        let rows = rest_rows(&db);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1.instance.address, "http://moved");
+        assert!(rows[0].0 > 2, "after the migrated rows' numbers");
+        drop(db);
+        let (_store, loaded) = reopen(dir.path());
+        assert_eq!(loaded.rest.len(), 1);
+        assert_eq!(loaded.claims.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_the_index_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        let db = Database::create(&path).unwrap();
+        migrate(&db, &path).unwrap();
+        let (_, index, _) = load(&db, &path).unwrap();
+        let mut writer = Writer {
+            db,
+            path,
+            index,
+            undo: Vec::new(),
+            deletes_since_compaction: 0,
+        };
+        let put = |id: &str, address: &str| {
+            let mut i = inst(id);
+            i.address = address.into();
+            let record = RestRecordRef {
+                instance: &i,
+                ttl_ms: None,
+                token: None,
+            };
+            Op::PutRest(rest_key(&i), serde_json::to_vec(&record).unwrap())
+        };
+        let delete = |id: &str| Op::DeleteRest(rest_key(&inst(id)));
+        writer
+            .apply(&mut vec![put("a", "http://a1"), put("b", "http://b1")])
+            .unwrap();
+        let before = writer.index.seqs.clone();
+        let e = writer.apply(&mut vec![
+            put("a", "http://a2"),
+            put("a", "http://a3"),
+            delete("b"),
+            put("b", "http://b2"),
+            put("c", "http://c1"),
+            put("d", "http://d1"),
+            delete("d"),
+            Op::Fail,
+        ]);
+        assert!(e.is_err());
+        assert_eq!(writer.index.seqs, before);
+        // And it still matches the rows: replacing and removing after the failure leaves one
+        // row per instance.
+        writer
+            .apply(&mut vec![
+                put("a", "http://a4"),
+                delete("b"),
+                put("c", "http://c2"),
+            ])
+            .unwrap();
+        let rows = rest_rows(&writer.db);
+        let addresses: Vec<_> = rows
+            .iter()
+            .map(|(_, r)| r.instance.address.as_str())
+            .collect();
+        assert_eq!(addresses, ["http://a4", "http://c2"]);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_netget_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(STORE_FILE);
+        {
+            let db = Database::create(&file).unwrap();
             let tx = db.begin_write().unwrap();
             tx.open_table(META)
                 .unwrap()
@@ -485,5 +888,42 @@ mod tests {
         }
         let e = Store::open(dir.path()).unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");
+        // Nothing was written (redb itself rewrites its header's bookkeeping on open and close,
+        // so the bytes are not compared): no table was created, the version is as it was.
+        let db = Database::create(&file).unwrap();
+        let tx = db.begin_read().unwrap();
+        let tables: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert_eq!(tables, ["meta"]);
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .map(|v| v.value());
+        assert_eq!(version, Some(SCHEMA_VERSION + 1));
+    }
+
+    #[test]
+    fn a_record_is_encoded_by_reference_as_it_is_decoded() {
+        let i = inst("a");
+        let owned = RestRecord {
+            instance: i.clone(),
+            ttl_ms: Some(1),
+            token: Some("t".into()),
+        };
+        let borrowed = RestRecordRef {
+            instance: &i,
+            ttl_ms: Some(1),
+            token: Some("t"),
+        };
+        assert_eq!(
+            serde_json::to_string(&owned).unwrap(),
+            serde_json::to_string(&borrowed).unwrap()
+        );
+        assert_eq!(rest_key(&i), "development/web/a");
     }
 }
