@@ -128,6 +128,15 @@ fn protocol(c: &mut Criterion) {
     c.bench_function("protocol/decode a 10-instance discovery answer", |b| {
         b.iter(|| black_box(serde_json::from_slice::<netget::model::Discovery>(&answer).unwrap()))
     });
+    // The same answer as a session `result` frame, through the client's frame decoder.
+    let frame = format!(
+        r#"{{"type":"result","id":7,"data":{}}}"#,
+        String::from_utf8(answer.clone()).unwrap()
+    );
+    c.bench_function(
+        "protocol/decode a 10-instance discovery result frame",
+        |b| b.iter(|| black_box(ServerMessage::parse(&frame).unwrap())),
+    );
 }
 
 fn cached_discovery(c: &mut Criterion) {

@@ -217,7 +217,7 @@ pub async fn recv(socket: &mut Socket) -> Result<ServerMessage> {
 /// Decodes one frame: `None` for control frames, an error for a close.
 pub fn decode(frame: Message) -> Result<Option<ServerMessage>> {
     match frame {
-        Message::Text(t) => serde_json::from_str(&t)
+        Message::Text(t) => ServerMessage::parse(&t)
             .map(Some)
             .map_err(|e| Error::Protocol(format!("registry sent an unreadable message: {e}"))),
         Message::Close(c) => Err(Error::Unreachable(match c {
