@@ -108,7 +108,7 @@ pub struct Opts {
     /// Rounds: each runs both systems, netget first in odd rounds and etcd first in even
     /// ones, so a machine that slows down or speeds up during the run weighs on both alike; each
     /// figure is the mean over the rounds, and the table shows the spread of the ratio.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
     /// Nodes killed at once (SIGKILL of the process holding them).
     #[arg(long, default_value_t = 10_000)]

@@ -126,7 +126,10 @@ fn protocol(c: &mut Criterion) {
     })
     .unwrap();
     c.bench_function("protocol/decode a 10-instance discovery answer", |b| {
-        b.iter(|| black_box(serde_json::from_slice::<netget::model::Discovery>(&answer).unwrap()))
+        b.iter(|| {
+            let text = std::str::from_utf8(&answer).unwrap();
+            black_box(serde_json::from_str::<netget::model::Discovery>(text).unwrap())
+        })
     });
     // The same answer as a session `result` frame, through the client's frame decoder.
     let frame = format!(

@@ -150,7 +150,10 @@ impl RestClient {
         body: Option<Vec<u8>>,
     ) -> Result<T> {
         let bytes = self.send(method, path, body).await?;
-        serde_json::from_slice(&bytes)
+        // Checked as UTF-8 once, whole, rather than string by string as `from_slice` does.
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| Error::Protocol(format!("registry sent a body that is not UTF-8: {e}")))?;
+        serde_json::from_str(text)
             .map_err(|e| Error::Protocol(format!("registry sent unexpected JSON: {e}")))
     }
 
