@@ -94,6 +94,10 @@ struct Service {
     /// built by the first query after a change and served as is until the next: most
     /// discoveries of a service between two of its changes then cost a lookup and a copy.
     answer: std::sync::OnceLock<EncodedAnswer>,
+    /// Changes with every change of `instances` (unique across services, including services
+    /// removed and made again), so an answer encoded outside the lock is kept only if nothing
+    /// changed meanwhile.
+    generation: u64,
     /// Created on the first watch and dropped when the last watcher leaves: a broadcast
     /// channel preallocates its whole buffer, which a registry with 100k unwatched services
     /// cannot afford.
@@ -106,6 +110,7 @@ impl Service {
     /// The instances, for a change: the cached answer is dropped first.
     fn changing(&mut self) -> &mut BTreeMap<InstanceId, Entry> {
         self.answer = std::sync::OnceLock::new();
+        self.generation = next_generation();
         &mut self.instances
     }
 
@@ -186,6 +191,12 @@ impl Change {
             })
             .clone()
     }
+}
+
+/// A fresh value for `Service::generation`.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A discovery answer encoded once as JSON and shared: written as is into HTTP bodies and into
@@ -275,6 +286,7 @@ impl Directory {
     fn new_service(&self, network: &NetworkName) -> Service {
         Service {
             feed: self.feeds.get(network).cloned(),
+            generation: next_generation(),
             ..Service::default()
         }
     }
@@ -705,30 +717,45 @@ impl Directory {
                 serde_json::value::to_raw_value(d).unwrap_or_default(),
             ))
         };
-        if healthy_only && tags.is_empty() {
+        if !(healthy_only && tags.is_empty()) {
+            return Ok(encode(&self.discover(network, name, healthy_only, tags)?));
+        }
+        let (instances, generation) = {
             let nets = self.read();
             let services = nets
                 .get(network)
                 .ok_or_else(|| Error::unknown_network(network.as_str()))?;
-            if let Some(service) = services.get(name) {
-                return Ok(service
-                    .answer
-                    .get_or_init(|| {
-                        encode(&Discovery {
-                            name: name.clone(),
-                            network: network.clone(),
-                            instances: service
-                                .instances
-                                .values()
-                                .filter(|e| e.instance.status.is_healthy())
-                                .map(|e| e.instance.clone())
-                                .collect(),
-                        })
-                    })
-                    .clone());
+            match services.get(name) {
+                Some(service) => {
+                    if let Some(answer) = service.answer.get() {
+                        return Ok(answer.clone());
+                    }
+                    let healthy = service
+                        .instances
+                        .values()
+                        .filter(|e| e.instance.status.is_healthy())
+                        .map(|e| e.instance.clone())
+                        .collect();
+                    (healthy, Some(service.generation))
+                }
+                None => (Vec::new(), None),
+            }
+        };
+        // Encoded without the lock: a large service must not hold up every registration.
+        let answer = encode(&Discovery {
+            name: name.clone(),
+            network: network.clone(),
+            instances,
+        });
+        if let Some(generation) = generation {
+            let nets = self.read();
+            if let Some(service) = nets.get(network).and_then(|s| s.get(name)) {
+                if service.generation == generation {
+                    let _ = service.answer.set(answer.clone());
+                }
             }
         }
-        Ok(encode(&self.discover(network, name, healthy_only, tags)?))
+        Ok(answer)
     }
 
     /// Subscribes to changes of one service and returns the current instances with the
