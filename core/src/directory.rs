@@ -319,6 +319,19 @@ impl Directory {
         let _ = self.rest_removed.set(Box::new(hook));
     }
 
+    /// Removes an instance on the directory's own account (its session ended, its TTL ran out):
+    /// watchers see it go down and the store forgets a REST registration. Whether it was there.
+    fn drop_instance(&self, service: &mut Service, id: &InstanceId) -> bool {
+        match service.changing().remove(id) {
+            Some(old) => {
+                self.rest_gone(&old);
+                service.publish(EventKind::Down, old.instance);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn rest_gone(&self, entry: &Entry) {
         if let (Owner::Rest { .. }, Some(hook)) = (&entry.owner, self.rest_removed.get()) {
             hook(&entry.instance);
@@ -496,12 +509,10 @@ impl Directory {
             let Some(service) = services.get_mut(&key.1) else {
                 continue;
             };
-            if service.instances.get(&key.2).is_some_and(&doomed) {
-                if let Some(old) = service.changing().remove(&key.2) {
-                    self.rest_gone(&old);
-                    service.publish(EventKind::Down, old.instance);
-                    removed += 1;
-                }
+            if service.instances.get(&key.2).is_some_and(&doomed)
+                && self.drop_instance(service, &key.2)
+            {
+                removed += 1;
             }
             if service.is_idle() {
                 services.remove(&key.1);
@@ -639,9 +650,7 @@ impl Directory {
                     service.publish(EventKind::Changed, inst);
                 }
             } else {
-                if let Some(old) = service.changing().remove(&key.2) {
-                    self.rest_gone(&old);
-                    service.publish(EventKind::Down, old.instance);
+                if self.drop_instance(service, &key.2) {
                     removed += 1;
                 }
                 if service.is_idle() {

@@ -210,9 +210,9 @@ impl<'a> SignedFields<'a> {
             version: reg.version.as_deref(),
             tags: reg.tags.join(",").into(),
             weight: reg.weight.unwrap_or(1),
-            metadata: crate::model::Metadata::from_map(&reg.metadata)
-                .as_str()
-                .to_owned()
+            // A map's keys are sorted, so this is the canonical text.
+            metadata: serde_json::to_string(&reg.metadata)
+                .unwrap_or_default()
                 .into(),
             signed_at,
         }

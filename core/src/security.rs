@@ -15,8 +15,10 @@ use subtle::ConstantTimeEq;
 use crate::error::{Error, Result};
 use crate::model::{NetworkName, ServiceName};
 
-/// How a network decides who may join it.
-#[derive(Clone, PartialEq, Eq, Default)]
+/// How a network decides who may join it. Serialized (`{"policy": "open" | "token" | "keys",
+/// ...}`) as the store keeps it.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "policy")]
 pub enum Policy {
     /// Anyone may read and write.
     #[default]
@@ -145,6 +147,28 @@ pub struct FilterRequest {
     pub data: Option<serde_json::Value>,
 }
 
+impl FilterRequest {
+    /// A request of `kind` from `remote_addr` in `network`; every other field is empty, for the
+    /// caller to fill in what it knows.
+    pub fn new(kind: FilterKind, network: &str, remote_addr: String) -> FilterRequest {
+        FilterRequest {
+            kind,
+            network: network.to_string(),
+            public_key: None,
+            origin: None,
+            remote_addr,
+            token: None,
+            node_type: None,
+            service: None,
+            instance_id: None,
+            address: None,
+            metadata: serde_json::Map::new(),
+            channel: None,
+            data: None,
+        }
+    }
+}
+
 /// The filter's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -196,11 +220,17 @@ where
 pub const FILTER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the filter (if any) with a time bound; a filter that panics or times out denies.
-pub async fn run_filter(filter: Option<&Filter>, req: FilterRequest) -> Result<()> {
+///
+/// The request is built only when a filter is set: without one (the usual case) a registration
+/// pays nothing for it.
+pub async fn run_filter(
+    filter: Option<&Filter>,
+    req: impl FnOnce() -> FilterRequest,
+) -> Result<()> {
     let Some(filter) = filter else {
         return Ok(());
     };
-    let fut = std::panic::AssertUnwindSafe(filter(req));
+    let fut = std::panic::AssertUnwindSafe(filter(req()));
     let decision =
         tokio::time::timeout(FILTER_TIMEOUT, futures_util::FutureExt::catch_unwind(fut)).await;
     match decision {

@@ -659,24 +659,15 @@ async fn register(
         return Err(Error::InvalidInput("ttl must be more than 0".into()).into());
     }
     let token = bearer(&headers);
-    run_filter(
-        s.config.filter.as_ref(),
-        FilterRequest {
-            kind: FilterKind::Register,
-            network: network.to_string(),
-            public_key: None,
-            origin: header(&headers, "origin"),
-            remote_addr: remote.0.to_string(),
-            token: token.clone(),
-            node_type: None,
-            service: Some(name.to_string()),
-            instance_id: Some(id.to_string()),
-            address: Some(reg.address.clone()),
-            metadata: reg.metadata.clone(),
-            channel: None,
-            data: None,
-        },
-    )
+    run_filter(s.config.filter.as_ref(), || FilterRequest {
+        origin: header(&headers, "origin"),
+        token: token.clone(),
+        service: Some(name.to_string()),
+        instance_id: Some(id.to_string()),
+        address: Some(reg.address.clone()),
+        metadata: reg.metadata.clone(),
+        ..FilterRequest::new(FilterKind::Register, network.as_str(), remote.0.to_string())
+    })
     .await?;
     let instance = Instance::from_registration(network, name, id, reg, s.registry_id.clone());
     let owner = rest_owner(token.as_deref(), ttl);

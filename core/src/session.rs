@@ -277,24 +277,10 @@ impl Session {
             .guard
             .check_session(&network, &public_key, token.as_deref())
             .map_err(|e| (close::POLICY, e))?;
-        run_filter(
-            self.shared.config.filter.as_ref(),
-            FilterRequest {
-                kind: FilterKind::Handshake,
-                network: network.to_string(),
-                public_key: Some(public_key.clone()),
-                origin: self.origin.clone(),
-                remote_addr: self.remote.to_string(),
-                token: token.clone(),
-                node_type,
-                service: None,
-                instance_id: None,
-                address: None,
-                metadata: serde_json::Map::new(),
-                channel: None,
-                data: None,
-            },
-        )
+        run_filter(self.shared.config.filter.as_ref(), || FilterRequest {
+            node_type,
+            ..self.filter_request(FilterKind::Handshake, &network, &public_key, &token)
+        })
         .await
         .map_err(|e| (close::POLICY, e))?;
         let welcome = ServerMessage::Welcome {
@@ -312,6 +298,22 @@ impl Session {
             public_key: Arc::from(public_key),
             token,
         })
+    }
+
+    /// What the filter is told of this session's node for a request of `kind`.
+    fn filter_request(
+        &self,
+        kind: FilterKind,
+        network: &NetworkName,
+        public_key: &str,
+        token: &Option<String>,
+    ) -> FilterRequest {
+        FilterRequest {
+            public_key: Some(public_key.to_string()),
+            origin: self.origin.clone(),
+            token: token.clone(),
+            ..FilterRequest::new(kind, network.as_str(), self.remote.to_string())
+        }
     }
 
     /// Reads requests until the peer leaves, goes silent, misbehaves, or the registry stops.
@@ -466,22 +468,19 @@ impl Session {
                     ))?,
                 };
                 self.check_signature(me, &name, &iid, &instance)?;
-                let filter_req = FilterRequest {
-                    kind: FilterKind::Register,
-                    network: me.network.to_string(),
-                    public_key: Some(me.public_key.to_string()),
-                    origin: self.origin.clone(),
-                    remote_addr: self.remote.to_string(),
-                    token: me.token.clone(),
-                    node_type: None,
+                run_filter(self.shared.config.filter.as_ref(), || FilterRequest {
                     service: Some(name.to_string()),
                     instance_id: Some(iid.to_string()),
                     address: Some(instance.address.clone()),
                     metadata: instance.metadata.clone(),
-                    channel: None,
-                    data: None,
-                };
-                run_filter(self.shared.config.filter.as_ref(), filter_req).await?;
+                    ..self.filter_request(
+                        FilterKind::Register,
+                        &me.network,
+                        &me.public_key,
+                        &me.token,
+                    )
+                })
+                .await?;
                 let mut inst = Instance::from_registration(
                     me.network.clone(),
                     name,
@@ -490,11 +489,9 @@ impl Session {
                     self.shared.registry_id.clone(),
                 );
                 inst.public_key = Some(me.public_key.clone());
-                let key = (inst.network.clone(), inst.name.clone(), inst.id.clone());
+                let key = (inst.name.clone(), inst.id.clone());
                 let limit = self.shared.config.max_instances_per_session;
-                if self.owned.len() >= limit
-                    && !self.owned.contains(&(key.1.clone(), key.2.clone()))
-                {
+                if self.owned.len() >= limit && !self.owned.contains(&key) {
                     return Err(Error::TooLarge(format!(
                         "this session already holds {limit} instances, the most a session may; open another session"
                     )));
@@ -504,11 +501,11 @@ impl Session {
                 if self
                     .shared
                     .guard
-                    .check_service(&me.network, &me.public_key, &key.1)?
+                    .check_service(&me.network, &me.public_key, &key.0)?
                 {
                     self.shared
                         .store
-                        .put_claim(&me.network, &key.1, &me.public_key)
+                        .put_claim(&me.network, &key.0, &me.public_key)
                         .await?;
                 }
                 let done = dir.register(
@@ -637,24 +634,16 @@ impl Session {
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Publish { id, channel, data } => {
-                run_filter(
-                    self.shared.config.filter.as_ref(),
-                    FilterRequest {
-                        kind: FilterKind::Publish,
-                        network: me.network.to_string(),
-                        public_key: Some(me.public_key.to_string()),
-                        origin: self.origin.clone(),
-                        remote_addr: self.remote.to_string(),
-                        token: me.token.clone(),
-                        node_type: None,
-                        service: None,
-                        instance_id: None,
-                        address: None,
-                        metadata: serde_json::Map::new(),
-                        channel: Some(channel.to_string()),
-                        data: Some(data.clone()),
-                    },
-                )
+                run_filter(self.shared.config.filter.as_ref(), || FilterRequest {
+                    channel: Some(channel.to_string()),
+                    data: Some(data.clone()),
+                    ..self.filter_request(
+                        FilterKind::Publish,
+                        &me.network,
+                        &me.public_key,
+                        &me.token,
+                    )
+                })
                 .await?;
                 let message = ChannelMessage {
                     channel,

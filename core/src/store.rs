@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::model::{Instance, NetworkName, ServiceName};
-use crate::security::{KeyGrant, NetworkConfig, Policy};
+use crate::security::{NetworkConfig, Policy};
 
 /// File name of the store inside the data dir.
 pub const STORE_FILE: &str = "netget.redb";
@@ -86,20 +86,6 @@ struct RestRecordRef<'a> {
     instance: &'a Instance,
     ttl_ms: Option<u64>,
     token: Option<&'a str>,
-}
-
-/// A network's policy as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "policy")]
-enum StoredPolicy {
-    Open,
-    Token {
-        tokens: Vec<String>,
-    },
-    Keys {
-        keys: Vec<KeyGrant>,
-        tokens: Vec<String>,
-    },
 }
 
 /// Everything loaded at start-up.
@@ -307,18 +293,8 @@ impl Store {
     pub async fn set_networks(&self, networks: &[NetworkConfig]) -> Result<()> {
         let mut rows = Vec::new();
         for n in networks {
-            let policy = match &n.policy {
-                Policy::Open => StoredPolicy::Open,
-                Policy::Token { tokens } => StoredPolicy::Token {
-                    tokens: tokens.clone(),
-                },
-                Policy::Keys { keys, tokens } => StoredPolicy::Keys {
-                    keys: keys.clone(),
-                    tokens: tokens.clone(),
-                },
-            };
-            let bytes =
-                serde_json::to_vec(&policy).map_err(|e| Error::Internal(format!("encode: {e}")))?;
+            let bytes = serde_json::to_vec(&n.policy)
+                .map_err(|e| Error::Internal(format!("encode: {e}")))?;
             rows.push((n.name.to_string(), bytes));
         }
         self.durable(Ok(Op::SetNetworks(rows))).await
@@ -375,17 +351,12 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
     for row in networks.iter().map_err(|e| storage(path, e))? {
         let (k, v) = row.map_err(|e| storage(path, e))?;
         let name = NetworkName::new(k.value())?;
-        let policy: StoredPolicy = serde_json::from_slice(v.value()).map_err(|e| {
+        let policy: Policy = serde_json::from_slice(v.value()).map_err(|e| {
             Error::Io(format!(
                 "store {}: network {name} is unreadable ({e})",
                 path.display()
             ))
         })?;
-        let policy = match policy {
-            StoredPolicy::Open => Policy::Open,
-            StoredPolicy::Token { tokens } => Policy::Token { tokens },
-            StoredPolicy::Keys { keys, tokens } => Policy::Keys { keys, tokens },
-        };
         loaded.networks.push(NetworkConfig { name, policy });
     }
     Ok((loaded, index, superseded))
