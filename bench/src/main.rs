@@ -87,7 +87,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 20_000)]
     pub queries: usize,
     /// Durable registrations (netget REST, etcd puts).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub durable: usize,
     /// Watchers of the many-watchers latency phase.
     #[arg(long, default_value_t = 1_000)]
@@ -132,8 +132,12 @@ pub struct Figures {
     pub registrations_small_per_sec: f64,
     /// Registrations/s from `small` to `large` instances.
     pub registrations_large_per_sec: f64,
-    /// Durable registrations/s (netget REST PUT after fsync; etcd put).
+    /// Durable registrations/s (netget: REST PUT with a TTL, answered after fsync; etcd: lease
+    /// grant + put, as a registry registers).
     pub durable_per_sec: f64,
+    /// etcd only: bare puts/s (no lease), its cheapest durable write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable_put_per_sec: Option<f64>,
     /// Discovery queries/s, 10 instances per answer.
     pub discovery_per_sec: f64,
     /// netget only: discovery queries/s over client sessions (WebSocket), as the client

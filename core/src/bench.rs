@@ -347,10 +347,34 @@ pub struct DurableReport {
     pub batched_per_sec: f64,
     /// Concurrency of the batched run.
     pub inflight: usize,
+    /// CPU of the registry process per batched registration, microseconds (10 ms ticks).
+    pub registry_cpu_us: Option<f64>,
+    /// CPU of this load generator per batched registration, microseconds.
+    pub generator_cpu_us: Option<f64>,
+    /// Store writes per commit (fsync) during the batched run, from the registry's `/metrics`.
+    pub writes_per_commit: Option<f64>,
+    /// Mean time of one commit during the batched run, milliseconds.
+    pub commit_ms: Option<f64>,
     /// Registrations stored when restarting.
     pub stored: usize,
     /// From starting the registry process to it listening with everything loaded, seconds.
     pub restart_secs: f64,
+}
+
+/// The store's commits, writes and total commit seconds, from a registry's `/metrics`.
+async fn store_stats(rest: &RestClient) -> Result<[f64; 3]> {
+    let text = rest.send(hyper::Method::GET, "/metrics", None).await?;
+    let text = String::from_utf8_lossy(&text);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok([
+        value("netget_store_commits_total"),
+        value("netget_store_writes_total"),
+        value("netget_store_commit_duration_seconds_sum"),
+    ])
 }
 
 pub async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {
@@ -394,8 +418,25 @@ async fn measure_durable(args: &BenchArgs) -> Result<DurableReport> {
         let child = start_child_on(data.clone(), false).await?;
         let sequential = args.durable.min(2_000);
         report.sequential_per_sec = register_many(&child.url, 0..sequential, 1).await?;
+        let pid = child.child.id();
+        let me = Some(std::process::id());
+        let rest = RestClient::new(&child.url)?;
+        let stats_before = store_stats(&rest).await?;
+        let before = (cpu_ticks(pid), cpu_ticks(me));
         report.batched_per_sec =
             register_many(&child.url, sequential..args.durable, args.inflight).await?;
+        let per_op = |a: Option<u64>, b: Option<u64>| {
+            let ticks = b?.checked_sub(a?)?;
+            Some(ticks as f64 * 10_000.0 / (args.durable - sequential).max(1) as f64)
+        };
+        report.registry_cpu_us = per_op(before.0, cpu_ticks(pid));
+        report.generator_cpu_us = per_op(before.1, cpu_ticks(me));
+        let stats_after = store_stats(&rest).await?;
+        let commits = stats_after[0] - stats_before[0];
+        if commits > 0.0 {
+            report.writes_per_commit = Some((stats_after[1] - stats_before[1]) / commits);
+            report.commit_ms = Some((stats_after[2] - stats_before[2]) / commits * 1000.0);
+        }
         drop(child); // SIGKILL: what was acknowledged is on disk
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -435,6 +476,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 "  {:>3} in flight (group commit) {:>12.0} /s",
                 r.inflight, r.batched_per_sec
             );
+            if let (Some(writes), Some(ms)) = (r.writes_per_commit, r.commit_ms) {
+                println!(
+                    "  store                        {writes:>9.1} writes per commit, {ms:.2} ms per commit"
+                );
+            }
+            if let (Some(registry), Some(generator)) = (r.registry_cpu_us, r.generator_cpu_us) {
+                println!(
+                    "  CPU per registration         {registry:>9.1} µs registry, {generator:.1} µs load generator"
+                );
+            }
             println!(
                 "  restart with {:>7} stored    {:>11.2} s",
                 r.stored, r.restart_secs

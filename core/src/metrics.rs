@@ -136,6 +136,25 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Adds the store writer's counts (commits, operations, commit durations).
+    pub fn register_store(&mut self, stats: &crate::store::StoreStats) {
+        self.registry.register(
+            "store_commits",
+            "Store transactions committed, each with one fsync",
+            stats.commits.clone(),
+        );
+        self.registry.register(
+            "store_writes",
+            "Operations carried by store commits",
+            stats.writes.clone(),
+        );
+        self.registry.register(
+            "store_commit_duration_seconds",
+            "Time of each store commit, fsync included",
+            stats.commit_seconds.clone(),
+        );
+    }
+
     /// Counts one more (or one fewer) watch subscription.
     pub fn watchers(&self, delta: i64) {
         let now = self.watchers.fetch_add(delta, Ordering::Relaxed) + delta;

@@ -253,7 +253,9 @@ fn build_shared(
     let names: Vec<NetworkName> = config.networks.iter().map(|n| n.name.clone()).collect();
     let directory = Arc::new(Directory::new(&registry_id, &names));
     let guard = Guard::new(&config.networks, config.limits.clone());
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let mut metrics = crate::metrics::Metrics::new();
+    metrics.register_store(store.stats());
+    let metrics = Arc::new(metrics);
     let health = crate::health::Health::new(directory.clone(), metrics.clone())?;
     Ok(Arc::new(Shared {
         store,

@@ -321,3 +321,45 @@ async fn heavy_churn_keeps_the_store_file_bounded() {
         "100k cycles grew the file from {early} to {last} bytes: {sizes:?}"
     );
 }
+
+/// The value of an unlabelled sample on `/metrics`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_commits_writes_and_their_durations_are_on_metrics() {
+    let (registry, _dir) = common::registry().await;
+    let rest = RestClient::new(&registry.url()).unwrap();
+    let scrape = || async {
+        let body = rest
+            .send(hyper::Method::GET, "/metrics", None)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    };
+    let before = scrape().await;
+    for i in 0..3 {
+        rest.register(
+            "development",
+            "stored",
+            &format!("s{i}"),
+            &reg("http://127.0.0.1:1"),
+        )
+        .await
+        .unwrap();
+    }
+    rest.deregister("development", "stored", "s0")
+        .await
+        .unwrap();
+    let after = scrape().await;
+    let moved = |name: &str| sample(&after, name) - sample(&before, name);
+    // Each acknowledged write was committed before its answer; one at a time, one commit each.
+    assert_eq!(moved("netget_store_writes_total"), 4.0);
+    assert_eq!(moved("netget_store_commits_total"), 4.0);
+    assert_eq!(moved("netget_store_commit_duration_seconds_count"), 4.0);
+    assert!(moved("netget_store_commit_duration_seconds_sum") > 0.0);
+    registry.shutdown().await.unwrap();
+}
