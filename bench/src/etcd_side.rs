@@ -212,14 +212,15 @@ async fn count(client: &Client, prefix: &str) -> Res<usize> {
 
 /// `n` leases with a TTL of `ttl` seconds kept alive by a child process, one key each; SIGKILL
 /// it, then poll the prefix until it is empty. Returns the seconds from the signal to the empty
-/// answer.
+/// answer, the keys held just before, and etcd's RSS then.
 async fn killed_nodes(
     endpoint: &str,
+    pid: Option<u32>,
     client: &Client,
     n: usize,
     ttl: i64,
     limit: Duration,
-) -> Res<f64> {
+) -> Res<(f64, u64, Option<u64>)> {
     let prefix = format!("{PREFIX}killed-nodes/");
     let args: Vec<String> = vec![
         "hold-etcd".into(),
@@ -237,10 +238,11 @@ async fn killed_nodes(
     if before != n {
         return Err(format!("{before} of {n} held keys are in etcd").into());
     }
+    let rss_held = rss(pid).0;
     let killed_at = holder.kill()?;
     loop {
         if count(client, &prefix).await? == 0 {
-            return Ok(killed_at.elapsed().as_secs_f64());
+            return Ok((killed_at.elapsed().as_secs_f64(), before as u64, rss_held));
         }
         if killed_at.elapsed() > limit {
             return Err(format!("killed nodes' keys still in etcd after {limit:?}").into());
@@ -381,10 +383,11 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     }
 
     f.killed = opts.killed;
-    f.vanish_secs = bounded(
+    (f.vanish_secs, f.held, f.rss_held_kib) = bounded(
         "etcd killed nodes",
         killed_nodes(
             &endpoint,
+            pid,
             &clients[0],
             opts.killed,
             opts.etcd_ttl,

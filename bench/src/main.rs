@@ -165,6 +165,11 @@ pub struct Figures {
     pub killed: usize,
     /// Seconds from SIGKILL to discovery answering empty.
     pub vanish_secs: f64,
+    /// Nodes alive at once just before the kill: netget, sessions open on the registry (its
+    /// `netget_sessions` gauge); etcd, keys attached to live leases.
+    pub held: u64,
+    /// RSS of the registry while it holds them, KiB.
+    pub rss_held_kib: Option<u64>,
     /// CPU each phase cost the registry and the load generator.
     pub cpu: std::collections::BTreeMap<String, stats::PhaseCpu>,
 }

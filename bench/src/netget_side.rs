@@ -267,8 +267,14 @@ async fn count(rest: &RestClient, service: &str) -> Res<usize> {
 }
 
 /// `n` sessions each holding one instance in a child process; SIGKILL it, then poll discovery
-/// until the service is empty. Returns the seconds from the signal to the empty answer.
-async fn killed_nodes(url: &str, n: usize, limit: Duration) -> Res<f64> {
+/// until the service is empty. Returns the seconds from the signal to the empty answer, the
+/// sessions the registry had open just before, and its RSS then.
+async fn killed_nodes(
+    url: &str,
+    pid: Option<u32>,
+    n: usize,
+    limit: Duration,
+) -> Res<(f64, u64, Option<u64>)> {
     let service = "killed-nodes";
     let args: Vec<String> = vec![
         "hold-netget".into(),
@@ -285,10 +291,15 @@ async fn killed_nodes(url: &str, n: usize, limit: Duration) -> Res<f64> {
     if before != n {
         return Err(format!("{before} of {n} held instances are discoverable").into());
     }
+    let sessions = rest
+        .metric("netget_sessions")
+        .await?
+        .ok_or("the registry's /metrics has no netget_sessions")? as u64;
+    let rss_held = rss(pid).0;
     let killed_at = holder.kill()?;
     loop {
         if count(&rest, service).await? == 0 {
-            return Ok(killed_at.elapsed().as_secs_f64());
+            return Ok((killed_at.elapsed().as_secs_f64(), sessions, rss_held));
         }
         if killed_at.elapsed() > limit {
             return Err(format!("killed nodes still discoverable after {limit:?}").into());
@@ -425,14 +436,14 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     }
 
     f.killed = opts.killed;
-    f.vanish_secs = bounded(
+    (f.vanish_secs, f.held, f.rss_held_kib) = bounded(
         "netget killed nodes",
-        killed_nodes(&url, opts.killed, Duration::from_secs(60)),
+        killed_nodes(&url, pid, opts.killed, Duration::from_secs(60)),
     )
     .await?;
     eprintln!(
-        "netget: {} killed nodes gone in {:.2} s",
-        opts.killed, f.vanish_secs
+        "netget: {} sessions open at once (RSS {:?} KiB); {} killed nodes gone in {:.2} s",
+        f.held, f.rss_held_kib, opts.killed, f.vanish_secs
     );
     registry.check_alive()?;
     Ok(f)

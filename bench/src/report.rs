@@ -15,6 +15,8 @@ enum Goal {
     RatioAtMost(f64),
     /// netget's own figure at most this (in the row's unit).
     NetgetAtMost(f64),
+    /// netget's own figure at least this.
+    NetgetAtLeast(f64),
     /// No target; shown for context.
     None,
 }
@@ -165,6 +167,7 @@ impl Report {
                 Goal::RatioAtLeast(x) => (format!("≥ {x}×"), Some(ratio >= x)),
                 Goal::RatioAtMost(x) => (format!("≤ {x}×"), Some(ratio <= x)),
                 Goal::NetgetAtMost(x) => (format!("netget ≤ {x} {unit}"), Some(netget <= x)),
+                Goal::NetgetAtLeast(x) => (format!("netget ≥ {x}"), Some(netget >= x)),
                 Goal::None => (String::new(), None),
             };
             let higher_is_better = !matches!(unit, "ms" | "s" | "MiB" | "B");
@@ -287,6 +290,20 @@ impl Report {
             per_instance(&n, n.rss_large_kib, opts.large),
             per_instance(&e, e.rss_large_kib, opts.large),
             Goal::RatioAtMost(0.5),
+        );
+        row(
+            "nodes alive at once, one instance each (netget: WebSocket sessions open on the registry; etcd: keys on leases kept alive)".into(),
+            "",
+            n.held as f64,
+            e.held as f64,
+            Goal::NetgetAtLeast(opts.killed as f64),
+        );
+        row(
+            "registry RSS while holding them".into(),
+            "MiB",
+            kib_to_mib(n.rss_held_kib),
+            kib_to_mib(e.rss_held_kib),
+            Goal::None,
         );
         row(
             format!(

@@ -363,18 +363,15 @@ pub struct DurableReport {
 
 /// The store's commits, writes and total commit seconds, from a registry's `/metrics`.
 async fn store_stats(rest: &RestClient) -> Result<[f64; 3]> {
-    let text = rest.send(hyper::Method::GET, "/metrics", None).await?;
-    let text = String::from_utf8_lossy(&text);
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok([
-        value("netget_store_commits_total"),
-        value("netget_store_writes_total"),
-        value("netget_store_commit_duration_seconds_sum"),
-    ])
+    let mut stats = [0.0; 3];
+    for (value, name) in stats.iter_mut().zip([
+        "netget_store_commits_total",
+        "netget_store_writes_total",
+        "netget_store_commit_duration_seconds_sum",
+    ]) {
+        *value = rest.metric(name).await?.unwrap_or(0.0);
+    }
+    Ok(stats)
 }
 
 pub async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {

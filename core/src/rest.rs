@@ -162,6 +162,25 @@ impl RestClient {
         self.json(Method::GET, "/health", None).await
     }
 
+    /// `GET /metrics`: the OpenMetrics text.
+    pub async fn metrics(&self) -> Result<String> {
+        let body = self.send(Method::GET, "/metrics", None).await?;
+        String::from_utf8(body.to_vec())
+            .map_err(|e| Error::Protocol(format!("registry sent metrics that are not UTF-8: {e}")))
+    }
+
+    /// The value of the unlabelled series `name` in [`RestClient::metrics`], if present.
+    pub async fn metric(&self, name: &str) -> Result<Option<f64>> {
+        Ok(self.metrics().await?.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        }))
+    }
+
     /// `GET /v1/networks/{network}/services`.
     pub async fn services(&self, network: &str) -> Result<Vec<ServiceSummary>> {
         #[derive(serde::Deserialize)]
