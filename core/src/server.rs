@@ -761,7 +761,6 @@ async fn ws(
         // a larger one grows the buffer for as long as it needs.
         .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| async move {
-            session::serve(socket, s, remote.0, origin).await;
-            drop(permit);
+            session::serve(socket, s, remote.0, origin, permit).await;
         }))
 }

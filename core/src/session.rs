@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use crate::directory::{InstanceKey, Owner};
@@ -47,12 +47,19 @@ struct Identity {
     token: Option<String>,
 }
 
-/// Serves one upgraded connection to its end.
+/// How long a closed session keeps reading (and dropping) what its peer still sends, waiting for
+/// the peer to close too.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Serves one upgraded connection to its end. `permit` (the session's place among
+/// `max_sessions`) is released once the session's instances are removed and its close frame is
+/// out, before the connection lingers.
 pub async fn serve(
     socket: WebSocket,
     shared: Arc<Shared>,
     remote: SocketAddr,
     origin: Option<String>,
+    permit: OwnedSemaphorePermit,
 ) {
     let session_id = shared.next_session_id();
     let (sink, mut stream) = socket.split();
@@ -106,6 +113,19 @@ pub async fn serve(
     {
         writer.abort();
     }
+    drop(permit);
+    // Closing a socket whose peer's bytes are still unread makes the kernel reset the
+    // connection, and the reset can destroy what was sent last (the close frame, the answers
+    // before it) before the peer reads it: a flooding peer saw "connection reset" instead of
+    // its 1008. So read on, dropping everything, until the peer closes too (bounded).
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     tracing::debug!(session = session_id, code, reason, "session closed");
 }
 
