@@ -266,8 +266,18 @@ async fn tcp_checks_follow_a_port_that_closes() {
         .await
         .unwrap();
     assert_eq!(next_status(&mut w).await, (EventKind::Up, Status::Passing));
-    // Stays passing while the port accepts.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Stays passing while the port accepts: wait (bounded) for a recorded check, however slow
+    // the checker's first probe is on a busy machine.
+    let checked_once = common::wait_until(Duration::from_secs(10), || async {
+        rest.discover("development", "db", false, &[])
+            .await
+            .unwrap()
+            .instances[0]
+            .last_check
+            .is_some()
+    })
+    .await;
+    assert!(checked_once.is_some(), "no TCP check recorded in 10 s");
     let now = rest
         .discover("development", "db", false, &[])
         .await
