@@ -108,7 +108,7 @@ test('channel messages between the page and Python and Node services', { timeout
       const { child } = await h.spawnUntil(cmd, args, /"published": ?[1-9]/, { timeout: 45000, ...opts });
       peers[lang] = child;
       // The page got the peer's message.
-      const m = await h.waitFor(() => page.evaluate((l) => window.got.find((m) => m.data && m.data.from === l), lang), 5000, `the ${lang} message in the page`);
+      const m = await h.waitFor(() => page.evaluate((l) => window.got.find((m) => m.data && m.data.from === l), lang), 10000, `the ${lang} message in the page`);
       assert.equal(m.channel, 'to-page');
       assert.match(m.from, /^[A-Za-z0-9+/]{43}=$/);
     });
