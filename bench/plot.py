@@ -59,6 +59,12 @@ def ratio_panel(ax, results):
     for r in rows:
         short = r["figure"].split(" (")[0]
         labels.append(short.replace(", ", "\n", 1))
+    # Rows that differ only in how netget is asked (client sessions, HTTP) say so.
+    shared = {label for label in labels if labels.count(label) > 1}
+    for i, r in enumerate(rows):
+        if labels[i] in shared and "(netget: " in r["figure"]:
+            how = r["figure"].split("(netget: ", 1)[1].split(",")[0].split(";")[0]
+            labels[i] = f"{labels[i]}\n(netget: {how})"
     ratios = [r["ratio"] for r in rows]
     ax.barh(range(len(rows)), ratios, color=COLORS["netget"])
     for i, r in enumerate(rows):

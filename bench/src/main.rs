@@ -83,8 +83,10 @@ pub struct Opts {
     /// Requests in flight at once, over all connections.
     #[arg(long, default_value_t = 64)]
     pub inflight: usize,
-    /// Discovery queries (10 instances per answer).
-    #[arg(long, default_value_t = 20_000)]
+    /// Discovery queries (10 instances per answer). Enough for netget's phase to last about a
+    /// second: with 20,000 it lasted 0.3–0.5 s, and one burst of another tenant's work on the
+    /// shared cores could halve a round's figure.
+    #[arg(long, default_value_t = 60_000)]
     pub queries: usize,
     /// Durable registrations (netget REST, etcd puts).
     #[arg(long, default_value_t = 20_000)]

@@ -379,18 +379,22 @@ impl Report {
             "| phase | netget registry CPU | netget load gen. CPU | netget disk | etcd registry CPU | etcd load gen. CPU | etcd disk |"
         );
         println!("|---|---|---|---|---|---|---|");
-        for (phase, n) in &self.netget.cpu {
-            let Some(e) = self.etcd.cpu.get(phase) else {
-                continue;
-            };
+        let phases: std::collections::BTreeSet<&String> =
+            self.netget.cpu.keys().chain(self.etcd.cpu.keys()).collect();
+        let cells = |c: Option<&crate::stats::PhaseCpu>| match c {
+            Some(c) => format!(
+                "{:.1} µs | {:.1} µs | {} B",
+                c.registry_us_per_op,
+                c.loadgen_us_per_op,
+                group(c.registry_disk_bytes_per_op)
+            ),
+            None => "— | — | —".into(),
+        };
+        for phase in phases {
             println!(
-                "| {phase} | {:.1} µs | {:.1} µs | {} B | {:.1} µs | {:.1} µs | {} B |",
-                n.registry_us_per_op,
-                n.loadgen_us_per_op,
-                group(n.registry_disk_bytes_per_op),
-                e.registry_us_per_op,
-                e.loadgen_us_per_op,
-                group(e.registry_disk_bytes_per_op)
+                "| {phase} | {} | {} |",
+                cells(self.netget.cpu.get(phase)),
+                cells(self.etcd.cpu.get(phase))
             );
         }
     }
