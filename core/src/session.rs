@@ -640,6 +640,16 @@ impl Session {
                         "this session already subscribes to {limit} channels, the most a session may; unsubscribe some first"
                     )));
                 }
+                // Subscribing twice (a client re-sending its subscriptions as a new session
+                // starts, while a subscribe of its own is on the way) keeps the one receiver:
+                // replacing it would for a moment count, and deliver to, this session twice.
+                if self
+                    .subscriptions
+                    .get(&channel)
+                    .is_some_and(|forwarder| !forwarder.is_finished())
+                {
+                    return reply(id, ResultData::Empty {});
+                }
                 let rx = self.shared.channels.subscribe(&me.network, &channel);
                 let forwarder = tokio::spawn(forward_channel(rx, self.out_tx.clone()));
                 if let Some(old) = self.subscriptions.insert(channel, forwarder) {

@@ -181,3 +181,62 @@ async fn a_whole_network_watch_sees_every_service_change_with_a_snapshot_first()
     );
     reg.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_twice_on_one_session_counts_and_delivers_once() {
+    use futures_util::SinkExt;
+    use netget::client::recv_message;
+    use netget::protocol::{ClientMessage, ResultData, ServerMessage};
+    let (reg, _d) = common::registry().await;
+    let mut raw = netget::bench::open(&reg.url()).await.unwrap();
+    let channel = netget::model::ChannelName::new("dup").unwrap();
+    let subscribe = |id| ClientMessage::Subscribe {
+        id,
+        channel: channel.clone(),
+    };
+    let frame = |m: &ClientMessage| {
+        tokio_tungstenite::tungstenite::Message::text(serde_json::to_string(m).unwrap())
+    };
+    // A second subscribe to the same channel (what a client sends when it re-sends its
+    // subscriptions as a session starts while a subscribe of its own is on the way), and a
+    // publish right behind it in the same write: the registry handles them in order.
+    raw.socket.feed(frame(&subscribe(1))).await.unwrap();
+    raw.socket.feed(frame(&subscribe(2))).await.unwrap();
+    raw.socket
+        .feed(frame(&ClientMessage::Publish {
+            id: 3,
+            channel: channel.clone(),
+            data: serde_json::json!({"n": 1}),
+        }))
+        .await
+        .unwrap();
+    raw.socket.flush().await.unwrap();
+    let (mut delivered, mut messages) = (None, 0);
+    // Three answers and the message itself; then nothing more.
+    for _ in 0..4 {
+        match tokio::time::timeout(Duration::from_secs(5), recv_message(&mut raw.socket))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap()
+        {
+            ServerMessage::Result {
+                id: 3,
+                data: ResultData::Published { delivered: d },
+            } => delivered = Some(d),
+            ServerMessage::Message(_) => messages += 1,
+            ServerMessage::Result { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        delivered,
+        Some(1),
+        "one session subscribed, however often it asked"
+    );
+    let extra =
+        tokio::time::timeout(Duration::from_millis(300), recv_message(&mut raw.socket)).await;
+    assert!(
+        extra.is_err() && messages == 1,
+        "the message came twice: {extra:?}"
+    );
+}
