@@ -471,14 +471,102 @@ impl Serialize for Metadata {
 
 impl<'de> Deserialize<'de> for Metadata {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Metadata, D::Error> {
-        // Copied through as compact text (no tree is built), from any deserializer (JSON, values
-        // from the bindings); anything but an object is refused.
-        let mut out = Vec::with_capacity(128);
-        d.deserialize_map(JsonWriter(&mut out))?;
-        let text = String::from_utf8(out).map_err(serde::de::Error::custom)?;
+        // No tree is built. serde_json (from text, or from a `serde_json::Value`, what the
+        // bindings convert to) answers a request for its raw-value token with the value's text,
+        // kept as it is when it is already compact and has no escapes (what registries and
+        // clients write). Other deserializers (serde's buffer for tagged enums) and other text
+        // go through `JsonWriter`, which writes the value compactly. Anything but an object is
+        // refused.
+        d.deserialize_newtype_struct(SERDE_JSON_RAW_TOKEN, MetadataVisitor)
+    }
+}
+
+/// The newtype name serde_json answers with a value's raw text (what `RawValue` asks for). Were
+/// it ever to change, serde_json would treat it as any newtype and `JsonWriter` would serve.
+const SERDE_JSON_RAW_TOKEN: &str = "$serde_json::private::RawValue";
+
+struct MetadataVisitor;
+
+impl MetadataVisitor {
+    fn written<E: serde::de::Error>(out: Vec<u8>) -> std::result::Result<Metadata, E> {
+        let text = String::from_utf8(out).map_err(E::custom)?;
         serde_json::value::RawValue::from_string(text)
             .map(Metadata)
-            .map_err(serde::de::Error::custom)
+            .map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MetadataVisitor {
+    type Value = Metadata;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Metadata, D::Error> {
+        let mut out = Vec::with_capacity(128);
+        d.deserialize_map(JsonWriter(&mut out))?;
+        MetadataVisitor::written(out)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Metadata, A::Error> {
+        use serde::de::{Deserializer as _, Error as _};
+        let mut out = Vec::with_capacity(128);
+        let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+            out.extend_from_slice(b"{}");
+            return MetadataVisitor::written(out);
+        };
+        if key != SERDE_JSON_RAW_TOKEN {
+            // A deserializer that answered with the map itself: write it out, this key first.
+            return JsonWriter(&mut out)
+                .rest_of_map(Some(key), map)
+                .and_then(|()| MetadataVisitor::written(out));
+        }
+        let text: String = map.next_value()?;
+        if !text.starts_with('{') {
+            return Err(A::Error::custom(format!(
+                "metadata must be a JSON object, not {}",
+                truncate_for_error(&text)
+            )));
+        }
+        if is_plain_compact(&text) {
+            return serde_json::value::RawValue::from_string(text)
+                .map(Metadata)
+                .map_err(A::Error::custom);
+        }
+        serde_json::Deserializer::from_str(&text)
+            .deserialize_map(JsonWriter(&mut out))
+            .map_err(A::Error::custom)?;
+        MetadataVisitor::written(out)
+    }
+}
+
+/// Whether valid JSON `text` has no whitespace outside its strings and no escapes at all: then
+/// it is exactly what writing its value compactly would give (up to how numbers are spelled).
+fn is_plain_compact(text: &str) -> bool {
+    let mut in_string = false;
+    for b in text.bytes() {
+        match b {
+            b'\\' => return false,
+            b'"' => in_string = !in_string,
+            b' ' | b'\n' | b'\t' | b'\r' if !in_string => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// The start of `text`, for an error message.
+fn truncate_for_error(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -551,13 +639,25 @@ impl<'de> serde::de::Visitor<'de> for JsonWriter<'_> {
         self.0.push(b']');
         Ok(())
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        self.rest_of_map(None, map)
+    }
+}
+
+impl<'de> JsonWriter<'_> {
+    /// Writes a map whose first key, when given, was already read from `map`.
+    fn rest_of_map<A: serde::de::MapAccess<'de>>(
         self,
+        first_key: Option<std::borrow::Cow<'de, str>>,
         mut map: A,
     ) -> std::result::Result<(), A::Error> {
         self.0.push(b'{');
+        let mut next = first_key;
+        if next.is_none() {
+            next = map.next_key::<std::borrow::Cow<'de, str>>()?;
+        }
         let mut first = true;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = next {
             if !first {
                 self.0.push(b',');
             }
@@ -565,6 +665,7 @@ impl<'de> serde::de::Visitor<'de> for JsonWriter<'_> {
             serde_json::to_writer(&mut *self.0, &key).map_err(serde::de::Error::custom)?;
             self.0.push(b':');
             map.next_value_seed(JsonWriter(&mut *self.0))?;
+            next = map.next_key::<std::borrow::Cow<'de, str>>()?;
         }
         self.0.push(b'}');
         Ok(())
@@ -920,7 +1021,24 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["build"]["n"], serde_json::json!(1));
         assert_eq!(serde_json::from_value::<Metadata>(v).unwrap(), m);
-        assert!(serde_json::from_str::<Metadata>("[1]").is_err());
+        // Compact text without escapes (what registries and clients write) is kept as it came,
+        // spaces inside strings included.
+        let plain = r#"{"description":"Provides database functionalities","n":[1,{"a":null}]}"#;
+        let m: Metadata = serde_json::from_str(plain).unwrap();
+        assert_eq!(m.as_str(), plain);
+        let from_value: Metadata =
+            serde_json::from_value(serde_json::from_str::<serde_json::Value>(plain).unwrap())
+                .unwrap();
+        assert_eq!(from_value.to_map(), m.to_map());
+        // A space outside a string, or an escape, is written again compactly.
+        assert_eq!(
+            serde_json::from_str::<Metadata>(r#"{"a": "x\ty"}"#)
+                .unwrap()
+                .as_str(),
+            r#"{"a":"x\ty"}"#
+        );
+        let e = serde_json::from_str::<Metadata>("[1]").unwrap_err();
+        assert!(e.to_string().contains("must be a JSON object"), "{e}");
         assert!(serde_json::from_str::<Metadata>(r#""{}""#).is_err());
         assert_eq!(
             serde_json::from_str::<Metadata>("{}").unwrap().as_str(),
