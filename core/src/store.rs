@@ -36,10 +36,11 @@
 //! Group commit alone settles into a ping-pong when many writers each keep one write in flight
 //! (a REST client with 64 connections): the writers acknowledged by one commit send their next
 //! write while the following commit, holding everybody else's, is already syncing, so each
-//! fsync carries half the writers. When recent commits were large, the writer thread therefore
-//! waits a little for the batch to reach the size of those commits before committing
-//! ([`Coalesce`]): at most half as long as the last commit took, and never more than
-//! [`MAX_COALESCE_WAIT`]. A lone writer (batches of one or a few) never waits. The same idea as
+//! fsync carries half the writers. After a large commit, the writer thread therefore waits a
+//! little before the next one, until its batch holds most of the writers just acknowledged plus
+//! those that came in while the commit synced (`Coalesce`): at most half as long as the last
+//! commit took, and never more than [`MAX_COALESCE_WAIT`]. A lone writer (batches of one or a
+//! few) never waits. The same idea as
 //! PostgreSQL's `commit_delay` and MySQL's `binlog_group_commit_sync_delay`, sized from what
 //! the store just saw instead of a setting.
 //!
