@@ -363,15 +363,13 @@ pub struct DurableReport {
 
 /// The store's commits, writes and total commit seconds, from a registry's `/metrics`.
 async fn store_stats(rest: &RestClient) -> Result<[f64; 3]> {
-    let mut stats = [0.0; 3];
-    for (value, name) in stats.iter_mut().zip([
+    let text = rest.metrics().await?;
+    Ok([
         "netget_store_commits_total",
         "netget_store_writes_total",
         "netget_store_commit_duration_seconds_sum",
-    ]) {
-        *value = rest.metric(name).await?.unwrap_or(0.0);
-    }
-    Ok(stats)
+    ]
+    .map(|name| crate::rest::metric_value(&text, name).unwrap_or(0.0)))
 }
 
 pub async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {

@@ -17,6 +17,18 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorBody, Result};
 use crate::model::{Discovery, Instance, Registration, ServiceSummary};
 
+/// The value of the unlabelled series `name` in OpenMetrics `text`, if present.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 /// A handle to one registry's HTTP API. Cheap to clone; connections are pooled.
 #[derive(Clone)]
 pub struct RestClient {
@@ -171,14 +183,7 @@ impl RestClient {
 
     /// The value of the unlabelled series `name` in [`RestClient::metrics`], if present.
     pub async fn metric(&self, name: &str) -> Result<Option<f64>> {
-        Ok(self.metrics().await?.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        }))
+        Ok(metric_value(&self.metrics().await?, name))
     }
 
     /// `GET /v1/networks/{network}/services`.

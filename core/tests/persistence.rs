@@ -333,12 +333,11 @@ async fn store_commits_writes_and_their_durations_are_on_metrics() {
         "netget_store_commit_duration_seconds_sum",
     ];
     let scrape = || async {
-        let mut values = Vec::new();
-        for name in names {
-            let v = rest.metric(name).await.unwrap();
-            values.push(v.unwrap_or_else(|| panic!("{name} missing from /metrics")));
-        }
-        values
+        let text = rest.metrics().await.unwrap();
+        names.map(|name| {
+            netget::rest::metric_value(&text, name)
+                .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+        })
     };
     let before = scrape().await;
     for i in 0..3 {
