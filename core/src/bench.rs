@@ -116,18 +116,17 @@ async fn start_child() -> Result<ChildRegistry> {
     start_child_on(data, true).await
 }
 
+/// A registry config (`netget.toml`) for load from one process: a load generator or a test is
+/// one IP sending far more than a real node would, so the rate limits (and the per-session cap)
+/// are lifted and the figures measure the registry, not the limiter.
+pub const LOAD_LIMITS: &str = "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\nmax_instances_per_session = 1000000\n";
+
 async fn start_child_on(data: PathBuf, owns_data: bool) -> Result<ChildRegistry> {
     let exe =
         std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
     std::fs::create_dir_all(&data).map_err(|e| Error::Io(e.to_string()))?;
-    // The load generator is one IP sending far more than a real node would: lift the rate
-    // limits (and the per-session cap) so the figures measure the registry, not the limiter.
     let config = data.join("netget.toml");
-    std::fs::write(
-        &config,
-        "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\nmax_instances_per_session = 1000000\n",
-    )
-    .map_err(|e| Error::Io(e.to_string()))?;
+    std::fs::write(&config, LOAD_LIMITS).map_err(|e| Error::Io(e.to_string()))?;
     let mut child = tokio::process::Command::new(exe)
         .args(["registry", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)

@@ -107,6 +107,16 @@ struct Service {
 }
 
 impl Service {
+    /// The instances a discovery query asks for, in id order.
+    fn matching(&self, healthy_only: bool, tags: &[String]) -> Vec<Arc<Instance>> {
+        self.instances
+            .values()
+            .filter(|e| !healthy_only || e.instance.status.is_healthy())
+            .filter(|e| e.instance.has_tags(tags))
+            .map(|e| e.instance.clone())
+            .collect()
+    }
+
     /// The instances, for a change: the cached answer is dropped first.
     fn changing(&mut self) -> &mut BTreeMap<InstanceId, Entry> {
         self.answer = std::sync::OnceLock::new();
@@ -695,14 +705,7 @@ impl Directory {
             .ok_or_else(|| Error::unknown_network(network.as_str()))?;
         let instances = services
             .get(name)
-            .map(|s| {
-                s.instances
-                    .values()
-                    .filter(|e| !healthy_only || e.instance.status.is_healthy())
-                    .filter(|e| e.instance.has_tags(tags))
-                    .map(|e| e.instance.clone())
-                    .collect()
-            })
+            .map(|s| s.matching(healthy_only, tags))
             .unwrap_or_default();
         Ok(Discovery {
             name: name.clone(),
@@ -739,13 +742,7 @@ impl Directory {
                     if let Some(answer) = service.answer.get() {
                         return Ok(answer.clone());
                     }
-                    let healthy = service
-                        .instances
-                        .values()
-                        .filter(|e| e.instance.status.is_healthy())
-                        .map(|e| e.instance.clone())
-                        .collect();
-                    (healthy, Some(service.generation))
+                    (service.matching(true, &[]), Some(service.generation))
                 }
                 None => (Vec::new(), None),
             }

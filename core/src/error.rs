@@ -200,6 +200,16 @@ impl From<ErrorBody> for Error {
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The longest start of `s` that fits in `max` bytes without splitting a character: for
+/// messages that must stay short (a close frame's reason, an echoed input).
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -524,15 +524,15 @@ impl<'de> serde::de::Visitor<'de> for MetadataVisitor {
         };
         if key != SERDE_JSON_RAW_TOKEN {
             // A deserializer that answered with the map itself: write it out, this key first.
-            return JsonWriter(&mut out)
-                .rest_of_map(Some(key), map)
+            return serde::de::Visitor::visit_map(JsonWriter(&mut out), Replay::new(key, map))
                 .and_then(|()| MetadataVisitor::written(out));
         }
         let text: String = map.next_value()?;
         if !text.starts_with('{') {
+            let start = crate::error::truncate(&text, 40);
+            let more = if start.len() < text.len() { "…" } else { "" };
             return Err(A::Error::custom(format!(
-                "metadata must be a JSON object, not {}",
-                truncate_for_error(&text)
+                "metadata must be a JSON object, not {start}{more}"
             )));
         }
         if is_plain_compact(&text) {
@@ -560,14 +560,6 @@ fn is_plain_compact(text: &str) -> bool {
         }
     }
     true
-}
-
-/// The start of `text`, for an error message.
-fn truncate_for_error(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
 }
 
 /// Writes the value it is given as compact JSON text, whatever deserializer it comes from.
@@ -639,25 +631,13 @@ impl<'de> serde::de::Visitor<'de> for JsonWriter<'_> {
         self.0.push(b']');
         Ok(())
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
-        self.rest_of_map(None, map)
-    }
-}
-
-impl<'de> JsonWriter<'_> {
-    /// Writes a map whose first key, when given, was already read from `map`.
-    fn rest_of_map<A: serde::de::MapAccess<'de>>(
+    fn visit_map<A: serde::de::MapAccess<'de>>(
         self,
-        first_key: Option<std::borrow::Cow<'de, str>>,
         mut map: A,
     ) -> std::result::Result<(), A::Error> {
         self.0.push(b'{');
-        let mut next = first_key;
-        if next.is_none() {
-            next = map.next_key::<std::borrow::Cow<'de, str>>()?;
-        }
         let mut first = true;
-        while let Some(key) = next {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if !first {
                 self.0.push(b',');
             }
@@ -665,10 +645,48 @@ impl<'de> JsonWriter<'_> {
             serde_json::to_writer(&mut *self.0, &key).map_err(serde::de::Error::custom)?;
             self.0.push(b':');
             map.next_value_seed(JsonWriter(&mut *self.0))?;
-            next = map.next_key::<std::borrow::Cow<'de, str>>()?;
         }
         self.0.push(b'}');
         Ok(())
+    }
+}
+
+/// A map whose first key was already read: gives it again, then the rest (for a visitor that
+/// looked at the first key before choosing how to read the map).
+pub(crate) struct Replay<'de, A> {
+    first: Option<std::borrow::Cow<'de, str>>,
+    map: A,
+}
+
+impl<'de, A> Replay<'de, A> {
+    pub(crate) fn new(first: std::borrow::Cow<'de, str>, map: A) -> Self {
+        Replay {
+            first: Some(first),
+            map,
+        }
+    }
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for Replay<'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(k) => seed
+                .deserialize(serde::de::value::CowStrDeserializer::new(k))
+                .map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 

@@ -292,12 +292,12 @@ mod direct {
     use std::fmt;
     use std::sync::Arc;
 
-    use serde::de::value::{CowStrDeserializer, MapAccessDeserializer};
-    use serde::de::{DeserializeSeed, Deserializer as _, Error as _, MapAccess, Visitor};
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{Deserializer as _, Error as _, MapAccess, Visitor};
     use serde::Deserialize;
 
     use super::{ResultData, ServerMessage};
-    use crate::model::{Discovery, Instance, ServiceName, WatchEvent};
+    use crate::model::{Discovery, Instance, Replay, ServiceName, WatchEvent};
 
     /// `None`: not one of the frames decoded here, or not in the expected shape.
     pub(super) fn parse(text: &str) -> Option<ServerMessage> {
@@ -377,10 +377,7 @@ mod direct {
                 return Err(A::Error::custom("empty result"));
             };
             let kind = first.clone();
-            let whole = MapAccessDeserializer::new(Replay {
-                first: Some(first),
-                map,
-            });
+            let whole = MapAccessDeserializer::new(Replay::new(first, map));
             match kind.as_ref() {
                 "name" => Ok(Data(ResultData::Discovery(Discovery::deserialize(whole)?))),
                 "id" => Ok(Data(ResultData::Instance(Arc::new(Instance::deserialize(
@@ -388,33 +385,6 @@ mod direct {
                 )?)))),
                 _ => Err(A::Error::custom("not decoded directly")),
             }
-        }
-    }
-
-    /// A map whose first key was already read: gives it again, then the rest.
-    struct Replay<'de, A> {
-        first: Option<Cow<'de, str>>,
-        map: A,
-    }
-
-    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Replay<'de, A> {
-        type Error = A::Error;
-
-        fn next_key_seed<K: DeserializeSeed<'de>>(
-            &mut self,
-            seed: K,
-        ) -> Result<Option<K::Value>, A::Error> {
-            match self.first.take() {
-                Some(k) => seed.deserialize(CowStrDeserializer::new(k)).map(Some),
-                None => self.map.next_key_seed(seed),
-            }
-        }
-
-        fn next_value_seed<V: DeserializeSeed<'de>>(
-            &mut self,
-            seed: V,
-        ) -> Result<V::Value, A::Error> {
-            self.map.next_value_seed(seed)
         }
     }
 }

@@ -101,7 +101,7 @@ pub async fn serve(
     // Never wait on a full outbox here: a peer that is not reading gets no close frame.
     let _ = out_tx.try_send(Message::Close(Some(CloseFrame {
         code,
-        reason: Utf8Bytes::from(truncate(&reason, 120)),
+        reason: Utf8Bytes::from(crate::error::truncate(&reason, 120)),
     })));
     drop(out_tx);
     drop(session);
@@ -127,14 +127,6 @@ pub async fn serve(
     })
     .await;
     tracing::debug!(session = session_id, code, reason, "session closed");
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 fn text(m: &ServerMessage) -> Message {

@@ -393,7 +393,7 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
     };
     let rest = tx.open_table(REST_LOG).map_err(|e| storage(path, e))?;
     let mut superseded = Vec::new();
-    let mut seqs = Vec::new();
+    let mut rows = Vec::new();
     for row in rest.iter().map_err(|e| storage(path, e))? {
         let (k, v) = row.map_err(|e| storage(path, e))?;
         let seq = k.value();
@@ -409,16 +409,14 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
             superseded.push(earlier);
         }
         index.next = seq + 1;
-        seqs.push(seq);
-        loaded.rest.push(record);
+        rows.push((seq, record));
     }
-    if !superseded.is_empty() {
-        let mut seqs = seqs.into_iter();
-        loaded.rest.retain(|r| {
-            let seq = seqs.next();
-            index.seqs.get(&rest_key(&r.instance)).copied() == seq
-        });
-    }
+    let dropped: std::collections::HashSet<u64> = superseded.iter().copied().collect();
+    loaded.rest = rows
+        .into_iter()
+        .filter(|(seq, _)| !dropped.contains(seq))
+        .map(|(_, record)| record)
+        .collect();
     let claims = tx.open_table(CLAIMS).map_err(|e| storage(path, e))?;
     for row in claims.iter().map_err(|e| storage(path, e))? {
         let (k, v) = row.map_err(|e| storage(path, e))?;
@@ -443,6 +441,19 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
     Ok((loaded, index, superseded))
 }
 
+/// The schema version a store says it has; `None` for a new (empty) store.
+fn schema_version(db: &Database, path: &Path) -> Result<Option<u64>> {
+    let tx = db.begin_read().map_err(|e| storage(path, e))?;
+    match tx.open_table(META) {
+        Ok(meta) => Ok(meta
+            .get("schema_version")
+            .map_err(|e| storage(path, e))?
+            .map(|v| v.value())),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(storage(path, e)),
+    }
+}
+
 /// Brings an older store to [`SCHEMA_VERSION`] and refuses a newer one, before writing anything.
 /// Each step reads the old rows and writes the new ones in the transaction that sets the new
 /// version, so a migration is all or nothing:
@@ -450,17 +461,7 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
 /// - 1 → 2: the rows of `rest_registrations` (keyed by `network/service/id`) move, in key
 ///   order, to `rest_log` under sequence numbers 1, 2, …, and the old table is dropped.
 fn migrate(db: &Database, path: &Path) -> Result<()> {
-    let found = {
-        let tx = db.begin_read().map_err(|e| storage(path, e))?;
-        match tx.open_table(META) {
-            Ok(meta) => meta
-                .get("schema_version")
-                .map_err(|e| storage(path, e))?
-                .map(|v| v.value()),
-            Err(TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(storage(path, e)),
-        }
-    };
+    let found = schema_version(db, path)?;
     match found {
         Some(SCHEMA_VERSION) => return Ok(()),
         Some(v) if v > SCHEMA_VERSION => {
@@ -904,10 +905,7 @@ mod tests {
                     .unwrap();
                 let mut rest = tx.open_table(REST_V1).unwrap();
                 for r in [stored("z", Some(5_000)), stored("a", None)] {
-                    let key = format!(
-                        "{}/{}/{}",
-                        r.instance.network, r.instance.name, r.instance.id
-                    );
+                    let key = rest_key(&r.instance);
                     rest.insert(key.as_str(), serde_json::to_vec(&r).unwrap().as_slice())
                         .unwrap();
                 }
@@ -933,15 +931,12 @@ mod tests {
             store.delete_rest(&inst("a")).await.unwrap();
         }
         let db = raw(dir.path());
+        assert_eq!(
+            schema_version(&db, dir.path()).unwrap(),
+            Some(SCHEMA_VERSION)
+        );
         {
             let tx = db.begin_read().unwrap();
-            let version = tx
-                .open_table(META)
-                .unwrap()
-                .get("schema_version")
-                .unwrap()
-                .map(|v| v.value());
-            assert_eq!(version, Some(SCHEMA_VERSION));
             assert!(
                 matches!(
                     tx.open_table(REST_V1),
@@ -1044,13 +1039,10 @@ mod tests {
             .map(|t| t.name().to_string())
             .collect();
         assert_eq!(tables, ["meta"]);
-        let version = tx
-            .open_table(META)
-            .unwrap()
-            .get("schema_version")
-            .unwrap()
-            .map(|v| v.value());
-        assert_eq!(version, Some(SCHEMA_VERSION + 1));
+        assert_eq!(
+            schema_version(&db, &file).unwrap(),
+            Some(SCHEMA_VERSION + 1)
+        );
     }
 
     #[test]

@@ -195,11 +195,7 @@ async fn idle_sessions_cost_the_registry_little_memory() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("netget.toml");
     // One test process opens every session: lift the per-IP limits a real fleet never meets.
-    std::fs::write(
-        &config,
-        "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\n",
-    )
-    .unwrap();
+    std::fs::write(&config, netget::bench::LOAD_LIMITS).unwrap();
     let reg = common::spawn_registry(&["--config", config.to_str().unwrap()]);
     let pid = Some(reg.pid() as u32);
     let mut held = Vec::new();
