@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netget::bench::{open, payload, pipeline, register_many};
+use netget::client::rest::RestClient;
 use netget::client::{recv_message, send_message, Connection};
 use netget::model::{InstanceId, ServiceName};
-use netget::protocol::{ClientMessage, ResultData, ServerMessage};
-use netget::rest::RestClient;
+use netget::testsuite::{open, payload, pipeline, register_many};
+use netget::wire::{ClientMessage, ResultData, ServerMessage};
 
 use crate::procs::{rss, start_holder, start_netget};
 use crate::stats::{sample, sent_at, strided, CpuMeter, Latency, PhaseCpu};

@@ -239,5 +239,5 @@ pub fn rss(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         });
-    (netget::bench::rss_kib(Some(pid)), anon)
+    (netget::testsuite::rss_kib(Some(pid)), anon)
 }

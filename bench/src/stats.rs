@@ -71,9 +71,9 @@ pub fn sample(sent: &SentAt, seq: Option<u64>, now: Instant) -> Option<Duration>
 }
 
 /// The value an instance is stored under in etcd, and sent in a netget registration: the same
-/// ~200 bytes of metadata, tags, address and version (`netget::bench::payload`).
+/// ~200 bytes of metadata, tags, address and version (`netget::testsuite::payload`).
 pub fn etcd_value(i: usize, seq: Option<u64>) -> Vec<u8> {
-    let mut reg = netget::bench::payload(i);
+    let mut reg = netget::testsuite::payload(i);
     if let Some(s) = seq {
         reg.metadata.insert("seq".into(), s.into());
     }

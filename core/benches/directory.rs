@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use netget::directory::{Directory, Owner};
 use netget::model::{Instance, InstanceId, NetworkName, Registration, ServiceName};
-use netget::protocol::{ClientMessage, ServerMessage};
+use netget::registry::directory::{Directory, Owner};
+use netget::wire::{ClientMessage, EncodedAnswer, ServerMessage};
 use netget::{DiscoverOptions, Netget, NetgetOptions, Registry, RegistryConfig};
 
 fn reg(i: usize) -> Registration {
@@ -57,7 +57,7 @@ fn directory(c: &mut Criterion) {
     });
     let tag = vec!["shard-3".to_string()];
     c.bench_function("directory/discover 10 of 100k, cached JSON answer", |b| {
-        b.iter(|| black_box(d.discover_encoded(&net, &ten, true, &[]).unwrap()))
+        b.iter(|| black_box(d.discover_memoized(&net, &ten, EncodedAnswer::of).unwrap()))
     });
     c.bench_function("directory/discover by tag (100 instances)", |b| {
         b.iter(|| black_box(d.discover(&net, &svc, true, &tag).unwrap()))
@@ -108,7 +108,7 @@ fn protocol(c: &mut Criterion) {
         b.iter(|| black_box(event.to_text()))
     });
     // What a client does with every discovery answer: decode 10 instances with ~200 bytes of
-    // metadata each (`netget::bench::payload`).
+    // metadata each (`netget::testsuite::payload`).
     let answer = serde_json::to_vec(&netget::model::Discovery {
         name: ServiceName::new("web").unwrap(),
         network: net.clone(),
@@ -118,7 +118,7 @@ fn protocol(c: &mut Criterion) {
                     net.clone(),
                     ServiceName::new("web").unwrap(),
                     InstanceId::new(&format!("i-{i}")).unwrap(),
-                    netget::bench::payload(i),
+                    netget::testsuite::payload(i),
                     "bench",
                 ))
             })
@@ -153,7 +153,7 @@ fn cached_discovery(c: &mut Criterion) {
         let registry = Registry::spawn(RegistryConfig::ephemeral(dir.path().to_path_buf()))
             .await
             .unwrap();
-        let rest = netget::rest::RestClient::new(&registry.url()).unwrap();
+        let rest = netget::client::rest::RestClient::new(&registry.url()).unwrap();
         for i in 0..10 {
             rest.register("development", "cached", &format!("c{i}"), &reg(i))
                 .await

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
 use crate::model::{NetworkName, WireDuration, DEFAULT_NETWORK};
-use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::security::{Filter, KeyGrant, Limits, NetworkConfig, OriginPolicy, Policy};
+use crate::wire::DEFAULT_MAX_FRAME;
 
 /// The address a registry listens on by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";

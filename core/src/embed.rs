@@ -19,8 +19,8 @@ use crate::config::{RegistryConfig, TlsFiles};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
 use crate::model::{HealthCheck, Instance, WireDuration, DEFAULT_NETWORK};
+use crate::registry::{Registry, RegistryHandle};
 use crate::security::{Filter, NetworkConfig};
-use crate::server::{Registry, RegistryHandle};
 
 /// The options object, as users write it. Keys are camelCase; snake_case is accepted too, so
 /// Python users can write `registry_nodes=` and Node users `registryNodes:`.

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{error_code, raw_close_code, raw_connect, raw_recv, raw_send, raw_session, Raw};
+use netget::client::rest::RestClient;
 use netget::identity::NodeKey;
-use netget::protocol::ServerMessage;
-use netget::rest::RestClient;
+use netget::wire::ServerMessage;
 use netget::{Netget, NetgetOptions, RegistryHandle};
 
 /// A legitimate node that must be unaffected by everything the attacker does.

@@ -134,7 +134,7 @@ async fn a_whole_network_watch_sees_every_service_change_with_a_snapshot_first()
     })
     .await;
     let url = reg.url();
-    let rest = netget::rest::RestClient::new(&url).unwrap();
+    let rest = netget::client::rest::RestClient::new(&url).unwrap();
     let r = netget::Registration {
         address: "http://127.0.0.1:1".into(),
         ..Default::default()
@@ -145,9 +145,9 @@ async fn a_whole_network_watch_sees_every_service_change_with_a_snapshot_first()
     let mut s = common::raw_session(&url, "development").await;
     common::raw_send(&mut s, r#"{"type":"watchNetwork","id":1}"#).await;
     match common::raw_recv(&mut s).await {
-        netget::protocol::ServerMessage::Result {
+        netget::wire::ServerMessage::Result {
             id: 1,
-            data: netget::protocol::ResultData::Watching { instances },
+            data: netget::wire::ResultData::Watching { instances },
         } => {
             assert_eq!(instances.len(), 1);
             assert_eq!(instances[0].name.as_str(), "existing");
@@ -165,9 +165,7 @@ async fn a_whole_network_watch_sees_every_service_change_with_a_snapshot_first()
         .unwrap();
     let mut seen = Vec::new();
     for _ in 0..2 {
-        if let netget::protocol::ServerMessage::Event { name, event } =
-            common::raw_recv(&mut s).await
-        {
+        if let netget::wire::ServerMessage::Event { name, event } = common::raw_recv(&mut s).await {
             seen.push((name.to_string(), event.kind));
         }
     }
@@ -186,9 +184,9 @@ async fn a_whole_network_watch_sees_every_service_change_with_a_snapshot_first()
 async fn subscribing_twice_on_one_session_counts_and_delivers_once() {
     use futures_util::SinkExt;
     use netget::client::recv_message;
-    use netget::protocol::{ClientMessage, ResultData, ServerMessage};
+    use netget::wire::{ClientMessage, ResultData, ServerMessage};
     let (reg, _d) = common::registry().await;
-    let mut raw = netget::bench::open(&reg.url()).await.unwrap();
+    let mut raw = netget::testsuite::open(&reg.url()).await.unwrap();
     let channel = netget::model::ChannelName::new("dup").unwrap();
     let subscribe = |id| ClientMessage::Subscribe {
         id,

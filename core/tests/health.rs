@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use netget::client::rest::RestClient;
 use netget::model::{HealthCheck, Registration, Status, WireDuration};
-use netget::rest::RestClient;
 use netget::{EventKind, Netget, NetgetOptions};
 
 /// A real HTTP service whose /health answers with a switchable status.
@@ -236,15 +236,17 @@ async fn a_service_that_stops_answering_is_flagged_then_removed() {
         .unwrap()
         .instances
         .is_empty());
-    let metrics = rest
-        .send(hyper::Method::GET, "/metrics", None)
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&metrics);
-    assert!(
-        text.contains(r#"netget_deregistrations_total{reason="critical"} 1"#),
-        "{text}"
-    );
+    // The removal is counted just after watchers are told: wait for the count (bounded).
+    let counted = r#"netget_deregistrations_total{reason="critical"} 1"#;
+    let scrape = || async {
+        let metrics = rest.send(hyper::Method::GET, "/metrics", None).await;
+        String::from_utf8_lossy(&metrics.unwrap()).into_owned()
+    };
+    let seen = common::wait_until(Duration::from_secs(5), || async {
+        scrape().await.contains(counted)
+    })
+    .await;
+    assert!(seen.is_some(), "{}", scrape().await);
     watcher.stop().await.unwrap();
     reg.shutdown().await.unwrap();
 }

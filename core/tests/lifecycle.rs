@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use netget::client::rest::RestClient;
 use netget::model::{EventKind, Registration, WireDuration};
-use netget::rest::RestClient;
 use netget::{DiscoverOptions, Netget, NetgetOptions, RegistryConfig};
 
 async fn next_event(w: &mut netget::Watch) -> netget::WatchEvent {
@@ -204,6 +204,9 @@ async fn http_register_update_heartbeat_discover_deregister() {
         .unwrap()
         .instances
         .is_empty());
+    // HTTP discoveries are counted like the sessions' ones.
+    let http = r#"netget_discovery_requests_total{transport="http"}"#;
+    assert_eq!(rest.metric(http).await.unwrap(), Some(2.0));
 
     rest.deregister("development", "api", "api-1")
         .await

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use netget::client::rest::RestClient;
 use netget::model::EventKind;
-use netget::rest::RestClient;
 use netget::{Netget, NetgetOptions};
 
 async fn count(rest: &RestClient, name: &str) -> usize {

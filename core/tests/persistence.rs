@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use netget::client::rest::RestClient;
 use netget::model::{
     HealthCheck, InstanceId, NetworkName, Registration, ServiceName, WireDuration,
 };
-use netget::rest::RestClient;
-use netget::store::{Store, STORE_FILE};
+use netget::registry::store::{Store, STORE_FILE};
 
 fn registry_on(data: &std::path::Path, extra: &[&str]) -> common::ChildGuard {
     let mut args = vec![
@@ -335,7 +335,7 @@ async fn store_commits_writes_and_their_durations_are_on_metrics() {
     let scrape = || async {
         let text = rest.metrics().await.unwrap();
         names.map(|name| {
-            netget::rest::metric_value(&text, name)
+            netget::client::rest::metric_value(&text, name)
                 .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
         })
     };

@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use netget::directory::Owner;
 use netget::identity::NodeKey;
 use netget::model::{InstanceId, NetworkName, ServiceName};
-use netget::protocol::ServerMessage;
+use netget::registry::directory::Owner;
+use netget::wire::ServerMessage;
 use netget::{Instance, Netget, NetgetOptions, Registration};
 
 fn inst(name: &str, id: &str, pad: usize) -> Instance {
@@ -195,19 +195,19 @@ async fn idle_sessions_cost_the_registry_little_memory() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("netget.toml");
     // One test process opens every session: lift the per-IP limits a real fleet never meets.
-    std::fs::write(&config, netget::bench::LOAD_LIMITS).unwrap();
+    std::fs::write(&config, netget::testsuite::LOAD_LIMITS).unwrap();
     let reg = common::spawn_registry(&["--config", config.to_str().unwrap()]);
     let pid = Some(reg.pid() as u32);
     let mut held = Vec::new();
     // A few first, so the runtime's and allocator's one-time costs are not counted.
     for _ in 0..20 {
-        held.push(netget::bench::open(&reg.url).await.unwrap());
+        held.push(netget::testsuite::open(&reg.url).await.unwrap());
     }
-    let before = netget::bench::rss_kib(pid).unwrap();
+    let before = netget::testsuite::rss_kib(pid).unwrap();
     for _ in 0..SESSIONS {
-        held.push(netget::bench::open(&reg.url).await.unwrap());
+        held.push(netget::testsuite::open(&reg.url).await.unwrap());
     }
-    let after = netget::bench::rss_kib(pid).unwrap();
+    let after = netget::testsuite::rss_kib(pid).unwrap();
     let per_session = after.saturating_sub(before) / SESSIONS as u64;
     assert!(
         per_session <= MAX_KIB_PER_SESSION,

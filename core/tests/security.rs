@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{error_code, raw_close_code, raw_connect, raw_recv, raw_send};
-use netget::directory::Owner;
+use netget::client::rest::RestClient;
 use netget::identity::NodeKey;
 use netget::model::{NetworkName, Registration};
-use netget::protocol::ServerMessage;
-use netget::rest::RestClient;
+use netget::registry::directory::Owner;
 use netget::security::{filter_fn, Decision, FilterKind, KeyGrant, NetworkConfig, Policy};
+use netget::wire::ServerMessage;
 use netget::{Netget, NetgetOptions, RegistryConfig, RegistryHandle};
 
 const PROD_TOKEN: &str = "prod-token-0001";

@@ -14,7 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::error::{Error, Result};
 use crate::identity::{hello_payload, NodeKey, PROTOCOL};
 use crate::model::NetworkName;
-use crate::protocol::{ClientMessage, ServerMessage};
+use crate::wire::{ClientMessage, ServerMessage};
 
 /// The socket type of a client session.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

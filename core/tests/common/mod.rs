@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use netget::identity::{hello_payload, NodeKey, PROTOCOL};
-use netget::protocol::ServerMessage;
+use netget::wire::ServerMessage;
 use netget::{Registry, RegistryConfig, RegistryHandle};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -5,7 +5,7 @@
 //! The session's instances live exactly as long as this task: when it ends — graceful close,
 //! TCP reset, silence past the session timeout, registry shutdown — they are removed at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,16 +15,14 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-use crate::directory::{InstanceKey, Owner};
+use super::directory::{Change, WatchReceiver};
+use super::ops::{self, Caller, Held, Hello, Registering, SessionCaller};
+use super::state::RegistryState;
 use crate::error::{Error, Result};
-use crate::identity::{self, derived_instance_id, hello_payload, PROTOCOL};
-use crate::model::{
-    ChannelMessage, ChannelName, Instance, InstanceId, NetworkName, Registration, ServiceName,
-    WireDuration,
-};
-use crate::protocol::{ClientMessage, ResultData, ServerMessage};
-use crate::security::{run_filter, FilterKind, FilterRequest, Policy, RateLimiter};
-use crate::server::Shared;
+use crate::identity::{self, PROTOCOL};
+use crate::model::{ChannelName, NetworkName, ServiceName, WireDuration};
+use crate::security::RateLimiter;
+use crate::wire::{encode, ClientMessage, ResultData, ServerMessage};
 
 /// How many outgoing frames may queue for one session before watch forwarders wait.
 const OUTBOX: usize = 1024;
@@ -39,14 +37,6 @@ mod close {
     pub const IDLE: u16 = 4001;
 }
 
-/// What the handshake established.
-struct Identity {
-    network: NetworkName,
-    public_key: Arc<str>,
-    /// The token of the hello, passed on to the filter.
-    token: Option<String>,
-}
-
 /// How long a closed session keeps reading (and dropping) what its peer still sends, waiting for
 /// the peer to close too.
 const LINGER: Duration = Duration::from_secs(1);
@@ -56,7 +46,7 @@ const LINGER: Duration = Duration::from_secs(1);
 /// out, before the connection lingers.
 pub async fn serve(
     socket: WebSocket,
-    shared: Arc<Shared>,
+    shared: Arc<RegistryState>,
     remote: SocketAddr,
     origin: Option<String>,
     permit: OwnedSemaphorePermit,
@@ -73,8 +63,8 @@ pub async fn serve(
         id: session_id,
         shared: shared.clone(),
         out_tx: out_tx.clone(),
-        owned: HashSet::new(),
-        network: None,
+        owned: Held::new(),
+        me: None,
         watches: HashMap::new(),
         subscriptions: HashMap::new(),
         network_watch: None,
@@ -90,7 +80,7 @@ pub async fn serve(
         broken: false,
     };
     let outcome = match session.handshake(&mut stream).await {
-        Ok(identity) => session.run(&mut stream, identity).await,
+        Ok(me) => session.run(&mut stream, me).await,
         Err((code, e)) => {
             let _ = out_tx.try_send(text(&ServerMessage::error(None, &e)));
             (code, e.to_string())
@@ -133,6 +123,11 @@ fn text(m: &ServerMessage) -> Message {
     Message::Text(Utf8Bytes::from(m.to_text()))
 }
 
+/// A change's `event` frame, encoded by the first watcher that sends it and shared by the others.
+fn frame(change: &Change) -> Utf8Bytes {
+    change.encoded(|event| Utf8Bytes::from(encode::event_frame(event)))
+}
+
 /// Owns the socket's sending half. Every write is bounded by `stall`: a peer whose TCP window
 /// stays shut that long ends the writer, which ends the session.
 async fn write_loop(
@@ -173,13 +168,13 @@ async fn write_loop(
 /// The state of one session.
 struct Session {
     id: u64,
-    shared: Arc<Shared>,
+    shared: Arc<RegistryState>,
     out_tx: mpsc::Sender<Message>,
     /// Instances this session registered (by service and id: a session has one network), removed
     /// when it ends.
-    owned: HashSet<(ServiceName, InstanceId)>,
-    /// The session's network, once its handshake is done.
-    network: Option<NetworkName>,
+    owned: Held,
+    /// Who this session is, once its handshake is done.
+    me: Option<Arc<SessionCaller>>,
     /// One forwarder task per watched service.
     watches: HashMap<ServiceName, JoinHandle<()>>,
     /// One forwarder task per subscribed channel.
@@ -207,7 +202,7 @@ impl Session {
     async fn handshake(
         &mut self,
         stream: &mut Stream,
-    ) -> std::result::Result<Identity, (u16, Error)> {
+    ) -> std::result::Result<SessionCaller, (u16, Error)> {
         let nonce = identity::new_nonce().map_err(|e| (close::POLICY, e))?;
         let timeout = self.shared.config.handshake_timeout;
         let challenge = ServerMessage::Challenge {
@@ -273,26 +268,19 @@ impl Session {
                 )),
             ));
         }
-        let policy = self
-            .shared
-            .guard
-            .policy(&network)
-            .map_err(|e| (close::POLICY, e))?
-            .name();
-        identity::verify(
-            &public_key,
-            &hello_payload(&self.shared.registry_id, network.as_str(), &nonce),
-            &signature,
+        let policy = ops::admit(
+            &self.shared,
+            Hello {
+                network: &network,
+                public_key: &public_key,
+                signature: &signature,
+                nonce: &nonce,
+                token: token.as_deref(),
+                node_type,
+                origin: self.origin.clone(),
+                remote: self.remote,
+            },
         )
-        .map_err(|e| (close::POLICY, e))?;
-        self.shared
-            .guard
-            .check_session(&network, &public_key, token.as_deref())
-            .map_err(|e| (close::POLICY, e))?;
-        run_filter(self.shared.config.filter.as_ref(), || FilterRequest {
-            node_type,
-            ..self.filter_request(FilterKind::Handshake, &network, &public_key, &token)
-        })
         .await
         .map_err(|e| (close::POLICY, e))?;
         let welcome = ServerMessage::Welcome {
@@ -305,32 +293,20 @@ impl Session {
         };
         self.send(&welcome).await;
         tracing::debug!(session = self.id, %network, "handshake done");
-        Ok(Identity {
+        Ok(SessionCaller {
+            id: self.id,
             network,
             public_key: Arc::from(public_key),
             token,
+            origin: self.origin.clone(),
+            remote: self.remote,
         })
     }
 
-    /// What the filter is told of this session's node for a request of `kind`.
-    fn filter_request(
-        &self,
-        kind: FilterKind,
-        network: &NetworkName,
-        public_key: &str,
-        token: &Option<String>,
-    ) -> FilterRequest {
-        FilterRequest {
-            public_key: Some(public_key.to_string()),
-            origin: self.origin.clone(),
-            token: token.clone(),
-            ..FilterRequest::new(kind, network.as_str(), self.remote.to_string())
-        }
-    }
-
     /// Reads requests until the peer leaves, goes silent, misbehaves, or the registry stops.
-    async fn run(&mut self, stream: &mut Stream, me: Identity) -> (u16, String) {
-        self.network = Some(me.network.clone());
+    async fn run(&mut self, stream: &mut Stream, me: SessionCaller) -> (u16, String) {
+        let me = Arc::new(me);
+        self.me = Some(me.clone());
         let cfg = &self.shared.config;
         let (timeout, max_frame, ping_every) =
             (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
@@ -457,8 +433,13 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, msg: ClientMessage, me: &Identity) -> Result<Option<ServerMessage>> {
-        let dir = &self.shared.directory;
+    async fn handle(
+        &mut self,
+        msg: ClientMessage,
+        me: &SessionCaller,
+    ) -> Result<Option<ServerMessage>> {
+        let state = &self.shared;
+        let network = &me.network;
         let reply = |id, data| Ok(Some(ServerMessage::Result { id, data }));
         match msg {
             ClientMessage::Hello { .. } => Err(Error::Protocol(
@@ -470,68 +451,16 @@ impl Session {
                 instance_id,
                 instance,
             } => {
-                instance.validate()?;
-                let iid = match instance_id {
-                    Some(i) => i,
-                    None => InstanceId::new(&derived_instance_id(
-                        &me.public_key,
-                        name.as_str(),
-                        &instance.address,
-                    ))?,
-                };
-                self.check_signature(me, &name, &iid, &instance)?;
-                run_filter(self.shared.config.filter.as_ref(), || FilterRequest {
-                    service: Some(name.to_string()),
-                    instance_id: Some(iid.to_string()),
-                    address: Some(instance.address.clone()),
-                    metadata: instance.metadata.clone(),
-                    ..self.filter_request(
-                        FilterKind::Register,
-                        &me.network,
-                        &me.public_key,
-                        &me.token,
-                    )
-                })
-                .await?;
-                let mut inst = Instance::from_registration(
-                    me.network.clone(),
+                let request = Registering {
+                    network: network.clone(),
                     name,
-                    iid,
-                    instance,
-                    self.shared.registry_id.clone(),
-                );
-                inst.public_key = Some(me.public_key.clone());
-                let key = (inst.name.clone(), inst.id.clone());
-                let limit = self.shared.config.max_instances_per_session;
-                if self.owned.len() >= limit && !self.owned.contains(&key) {
-                    return Err(Error::TooLarge(format!(
-                        "this session already holds {limit} instances, the most a session may; open another session"
-                    )));
-                }
-                // Last, because in `keys` networks it claims the name: a registration refused
-                // for any other reason must not.
-                if self
-                    .shared
-                    .guard
-                    .check_service(&me.network, &me.public_key, &key.0)?
-                {
-                    self.shared
-                        .store
-                        .put_claim(&me.network, &key.0, &me.public_key)
-                        .await?;
-                }
-                let done = dir.register(
-                    inst,
-                    Owner::Session {
-                        session: self.id,
-                        key: me.public_key.clone(),
-                    },
-                )?;
+                    id: instance_id,
+                    registration: instance,
+                };
+                let done = ops::register(state, Caller::Session(me, &self.owned), request).await?;
                 // The directory's copy of the key: its names are shared with the directory.
                 let i = &done.instance;
                 self.owned.insert((i.name.clone(), i.id.clone()));
-                self.shared.metrics.registered("websocket");
-                self.shared.health.track(&done.instance);
                 reply(id, ResultData::Instance(done.instance))
             }
             ClientMessage::Deregister {
@@ -539,17 +468,10 @@ impl Session {
                 name,
                 instance_id,
             } => {
-                let key = (me.network.clone(), name, instance_id);
-                dir.deregister(
-                    &key,
-                    &Owner::Session {
-                        session: self.id,
-                        key: me.public_key.clone(),
-                    },
-                )?;
+                let key = (network.clone(), name, instance_id);
+                ops::deregister(state, Caller::Session(me, &self.owned), &key).await?;
                 let (_, name, instance_id) = key;
                 self.owned.remove(&(name, instance_id));
-                self.shared.metrics.deregistered("request", 1);
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Discover {
@@ -558,24 +480,23 @@ impl Session {
                 healthy_only,
                 tags,
             } => {
-                let found = dir.discover_encoded(&me.network, &name, healthy_only, &tags)?;
-                self.shared.metrics.discovered("websocket");
+                let caller = Caller::Session(me, &self.owned);
+                let found = ops::discover(state, caller, network, &name, healthy_only, &tags)?;
                 reply(id, ResultData::EncodedDiscovery(found))
             }
-            ClientMessage::Services { id } => reply(
-                id,
-                ResultData::Services {
-                    services: dir.services(&me.network)?,
-                },
-            ),
+            ClientMessage::Services { id } => {
+                let services = ops::services(state, Caller::Session(me, &self.owned), network)?;
+                reply(id, ResultData::Services { services })
+            }
             ClientMessage::Watch { id, name } => {
-                let limit = self.shared.config.max_watches_per_session;
+                let limit = state.config.max_watches_per_session;
                 if self.watches.len() >= limit && !self.watches.contains_key(&name) {
                     return Err(Error::TooLarge(format!(
                         "this session already watches {limit} services, the most a session may; unwatch some first"
                     )));
                 }
-                let (instances, rx) = dir.watch(&me.network, &name)?;
+                let (instances, rx) =
+                    ops::watch(state, Caller::Session(me, &self.owned), network, &name)?;
                 if let Some(old) = self.watches.remove(&name) {
                     old.abort();
                 }
@@ -590,7 +511,7 @@ impl Session {
                     rx,
                     self.out_tx.clone(),
                     self.shared.clone(),
-                    me.network.clone(),
+                    network.clone(),
                 ));
                 self.watches.insert(name, forwarder);
                 Ok(None)
@@ -602,7 +523,8 @@ impl Session {
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::WatchNetwork { id } => {
-                let (instances, rx) = dir.watch_network(&me.network)?;
+                let (instances, rx) =
+                    ops::watch_network(state, Caller::Session(me, &self.owned), network)?;
                 if let Some(old) = self.network_watch.take() {
                     old.abort();
                 }
@@ -615,7 +537,7 @@ impl Session {
                     rx,
                     self.out_tx.clone(),
                     self.shared.clone(),
-                    me.network.clone(),
+                    network.clone(),
                 )));
                 Ok(None)
             }
@@ -626,7 +548,7 @@ impl Session {
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Subscribe { id, channel } => {
-                let limit = self.shared.config.max_subscriptions_per_session;
+                let limit = state.config.max_subscriptions_per_session;
                 if self.subscriptions.len() >= limit && !self.subscriptions.contains_key(&channel) {
                     return Err(Error::TooLarge(format!(
                         "this session already subscribes to {limit} channels, the most a session may; unsubscribe some first"
@@ -642,7 +564,8 @@ impl Session {
                 {
                     return reply(id, ResultData::Empty {});
                 }
-                let rx = self.shared.channels.subscribe(&me.network, &channel);
+                let rx =
+                    ops::subscribe(state, Caller::Session(me, &self.owned), network, &channel)?;
                 let forwarder = tokio::spawn(forward_channel(rx, self.out_tx.clone()));
                 if let Some(old) = self.subscriptions.insert(channel, forwarder) {
                     old.abort();
@@ -656,68 +579,11 @@ impl Session {
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Publish { id, channel, data } => {
-                run_filter(self.shared.config.filter.as_ref(), || FilterRequest {
-                    channel: Some(channel.to_string()),
-                    data: Some(data.clone()),
-                    ..self.filter_request(
-                        FilterKind::Publish,
-                        &me.network,
-                        &me.public_key,
-                        &me.token,
-                    )
-                })
-                .await?;
-                let message = ChannelMessage {
-                    channel,
-                    data,
-                    from: Some(me.public_key.clone()),
-                };
-                let delivered = self.shared.channels.publish(&me.network, message);
-                self.shared.metrics.channel_messages.inc();
+                let caller = Caller::Session(me, &self.owned);
+                let delivered = ops::publish(state, caller, network, channel, data).await?;
                 reply(id, ResultData::Published { delivered })
             }
             ClientMessage::Ping { id } => Ok(Some(ServerMessage::Pong { id })),
-        }
-    }
-
-    /// A signed registration must be signed by this session's key over exactly what it says;
-    /// in `keys` networks every registration must be signed.
-    fn check_signature(
-        &self,
-        me: &Identity,
-        name: &ServiceName,
-        id: &InstanceId,
-        reg: &Registration,
-    ) -> Result<()> {
-        match (&reg.signature, reg.signed_at) {
-            (Some(sig), Some(at)) => {
-                let payload = identity::SignedFields::of_registration(
-                    me.network.as_str(),
-                    name.as_str(),
-                    id.as_str(),
-                    reg,
-                    at,
-                )
-                .payload();
-                identity::verify(&me.public_key, &payload, sig).map_err(|_| {
-                    Error::Unauthorized(
-                        "the registration's signature does not match its contents and this session's key".into(),
-                    )
-                })
-            }
-            (None, None) => {
-                if matches!(self.shared.guard.policy(&me.network)?, Policy::Keys { .. }) {
-                    Err(Error::Unauthorized(format!(
-                        "network {:?} accepts only signed registrations (signature and signedAt)",
-                        me.network.as_str()
-                    )))
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Err(Error::InvalidInput(
-                "signature and signedAt go together".into(),
-            )),
         }
     }
 
@@ -732,16 +598,10 @@ impl Session {
         if let Some(t) = self.network_watch.take() {
             t.abort();
         }
-        let owned: Vec<InstanceKey> = match &self.network {
-            Some(network) => self
-                .owned
-                .drain()
-                .map(|(name, id)| (network.clone(), name, id))
-                .collect(),
-            None => Vec::new(),
+        let Some(me) = &self.me else {
+            return;
         };
-        let removed = self.shared.directory.remove_session(self.id, &owned);
-        self.shared.metrics.deregistered("session", removed);
+        let removed = ops::end_session(&self.shared, me, std::mem::take(&mut self.owned));
         if removed > 0 {
             tracing::debug!(session = self.id, removed, "session instances removed");
         }
@@ -751,13 +611,13 @@ impl Session {
 /// Pushes one watched service's events to the session; on lag, sends a full snapshot instead.
 async fn forward(
     name: ServiceName,
-    mut rx: crate::directory::WatchReceiver,
+    mut rx: WatchReceiver,
     out_tx: mpsc::Sender<Message>,
-    shared: Arc<Shared>,
+    shared: Arc<RegistryState>,
     network: NetworkName,
 ) {
     // Counted while it runs, however it ends.
-    struct Counted(Arc<Shared>);
+    struct Counted(Arc<RegistryState>);
     impl Drop for Counted {
         fn drop(&mut self) {
             self.0.metrics.watchers(-1);
@@ -770,7 +630,7 @@ async fn forward(
         let msg = match rx.recv().await {
             Ok(change) => {
                 pushed_at = Some(change.at);
-                Message::Text(change.frame())
+                Message::Text(frame(&change))
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
@@ -802,14 +662,14 @@ async fn forward(
 
 /// Pushes every change of a network to the session; on lag, a fresh snapshot of all of it.
 async fn forward_network(
-    mut rx: crate::directory::WatchReceiver,
+    mut rx: WatchReceiver,
     out_tx: mpsc::Sender<Message>,
-    shared: Arc<Shared>,
+    shared: Arc<RegistryState>,
     network: NetworkName,
 ) {
     loop {
         let msg = match rx.recv().await {
-            Ok(change) => Message::Text(change.frame()),
+            Ok(change) => Message::Text(frame(&change)),
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 match shared.directory.watch_network(&network) {
                     Ok((instances, fresh)) => {
@@ -829,7 +689,7 @@ async fn forward_network(
 
 /// Pushes one channel's messages to the session. A subscriber that lagged loses the oldest
 /// messages (at-most-once delivery) and carries on with the newest.
-async fn forward_channel(mut rx: crate::channels::ChannelReceiver, out_tx: mpsc::Sender<Message>) {
+async fn forward_channel(mut rx: super::channels::ChannelReceiver, out_tx: mpsc::Sender<Message>) {
     loop {
         match rx.recv().await {
             Ok(m) => {

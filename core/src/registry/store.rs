@@ -50,7 +50,6 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
@@ -195,7 +194,6 @@ struct Request {
 #[derive(Clone, Debug)]
 pub struct Store {
     ops_tx: mpsc::Sender<Request>,
-    path: Arc<PathBuf>,
     stats: StoreStats,
 }
 
@@ -272,7 +270,7 @@ impl Store {
         let writer = Writer {
             stats: stats.clone(),
             db,
-            path: path.clone(),
+            path,
             index,
             undo: Vec::new(),
             deletes_since_compaction: 0,
@@ -281,19 +279,7 @@ impl Store {
             .name("netget-store".into())
             .spawn(move || writer.run(ops_rx))
             .map_err(|e| Error::Io(format!("cannot start the store writer: {e}")))?;
-        Ok((
-            Store {
-                ops_tx,
-                path: Arc::new(path),
-                stats,
-            },
-            loaded,
-        ))
-    }
-
-    /// The store's file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok((Store { ops_tx, stats }, loaded))
     }
 
     /// What the writer did so far.

@@ -1,4 +1,4 @@
-//! The WebSocket protocol `netget/1`: every message a node and a registry exchange on `/v1/ws`.
+//! The messages of `netget/1`: every message a node and a registry exchange on `/v1/ws`.
 //!
 //! Messages are JSON text frames with a `type` field. PROTOCOL.md is the prose version of this
 //! file; keep them in step. New optional fields may be added within `netget/1`; anything else is
@@ -270,7 +270,7 @@ pub enum ResultData {
     /// `discover`, answered from the registry's cached encoding (sent only; it reads back as
     /// [`ResultData::Discovery`]).
     #[serde(skip_deserializing)]
-    EncodedDiscovery(crate::directory::EncodedAnswer),
+    EncodedDiscovery(super::EncodedAnswer),
 }
 
 impl ServerMessage {
@@ -279,112 +279,9 @@ impl ServerMessage {
     /// decoder of tagged enums would first copy the whole frame into a buffer tree (a quarter of
     /// the cost of decoding a 10-instance answer). Anything else takes the general decoder.
     pub fn parse(text: &str) -> serde_json::Result<ServerMessage> {
-        match direct::parse(text) {
+        match super::decode::parse(text) {
             Some(m) => Ok(m),
             None => serde_json::from_str(text),
-        }
-    }
-}
-
-/// The direct decoding of the frames clients receive most (see [`ServerMessage::parse`]).
-mod direct {
-    use std::borrow::Cow;
-    use std::fmt;
-    use std::sync::Arc;
-
-    use serde::de::value::MapAccessDeserializer;
-    use serde::de::{Deserializer as _, Error as _, MapAccess, Visitor};
-    use serde::Deserialize;
-
-    use super::{ResultData, ServerMessage};
-    use crate::model::{Discovery, Instance, Replay, ServiceName, WatchEvent};
-
-    /// `None`: not one of the frames decoded here, or not in the expected shape.
-    pub(super) fn parse(text: &str) -> Option<ServerMessage> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let msg = de.deserialize_map(Frame).ok().flatten()?;
-        de.end().ok()?;
-        Some(msg)
-    }
-
-    struct Frame;
-
-    impl<'de> Visitor<'de> for Frame {
-        type Value = Option<ServerMessage>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a netget frame")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            if map.next_key::<Cow<'de, str>>()?.as_deref() != Some("type") {
-                return Ok(None);
-            }
-            let kind: Cow<'de, str> = map.next_value()?;
-            let rest = MapAccessDeserializer::new(map);
-            match kind.as_ref() {
-                "event" => {
-                    #[derive(Deserialize)]
-                    struct Event {
-                        name: ServiceName,
-                        event: Arc<WatchEvent>,
-                    }
-                    let e = Event::deserialize(rest)?;
-                    Ok(Some(ServerMessage::Event {
-                        name: e.name,
-                        event: e.event,
-                    }))
-                }
-                "result" => {
-                    #[derive(Deserialize)]
-                    struct Result {
-                        id: u64,
-                        data: Data,
-                    }
-                    let r = Result::deserialize(rest)?;
-                    Ok(Some(ServerMessage::Result {
-                        id: r.id,
-                        data: r.data.0,
-                    }))
-                }
-                // Leaves the frame half read: the caller starts again with the general decoder.
-                _ => Err(A::Error::custom("not decoded directly")),
-            }
-        }
-    }
-
-    /// A result's data, told apart by its first field as registries write it: `name` for a
-    /// discovery, `id` for an instance. Other shapes fail (and the frame is decoded again).
-    struct Data(ResultData);
-
-    impl<'de> Deserialize<'de> for Data {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Data, D::Error> {
-            d.deserialize_map(DataVisitor)
-        }
-    }
-
-    struct DataVisitor;
-
-    impl<'de> Visitor<'de> for DataVisitor {
-        type Value = Data;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a discovery or an instance")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
-            let Some(first) = map.next_key::<Cow<'de, str>>()? else {
-                return Err(A::Error::custom("empty result"));
-            };
-            let kind = first.clone();
-            let whole = MapAccessDeserializer::new(Replay::new(first, map));
-            match kind.as_ref() {
-                "name" => Ok(Data(ResultData::Discovery(Discovery::deserialize(whole)?))),
-                "id" => Ok(Data(ResultData::Instance(Arc::new(Instance::deserialize(
-                    whole,
-                )?)))),
-                _ => Err(A::Error::custom("not decoded directly")),
-            }
         }
     }
 }
@@ -487,7 +384,6 @@ mod tests {
             tags: vec!["v1".into()],
             ..Default::default()
         };
-        let d = crate::directory::Directory::new("r", &[NetworkName::new("dev").unwrap()]);
         let inst = crate::model::Instance::from_registration(
             NetworkName::new("dev").unwrap(),
             ServiceName::new("web").unwrap(),
@@ -495,22 +391,18 @@ mod tests {
             reg,
             "r",
         );
-        let owner = crate::directory::Owner::Rest {
-            ttl: None,
-            token: None,
+        let discovery = Discovery {
+            name: ServiceName::new("web").unwrap(),
+            network: NetworkName::new("dev").unwrap(),
+            instances: vec![Arc::new(inst)],
         };
-        d.register(inst, owner).unwrap();
-        let (net, web) = (
-            NetworkName::new("dev").unwrap(),
-            ServiceName::new("web").unwrap(),
-        );
         let fresh = ServerMessage::Result {
             id: 9,
-            data: ResultData::Discovery(d.discover(&net, &web, true, &[]).unwrap()),
+            data: ResultData::Discovery(discovery.clone()),
         };
         let cached = ServerMessage::Result {
             id: 9,
-            data: ResultData::EncodedDiscovery(d.discover_encoded(&net, &web, true, &[]).unwrap()),
+            data: ResultData::EncodedDiscovery(super::super::EncodedAnswer::of(&discovery)),
         };
         assert_eq!(cached.to_text(), fresh.to_text());
         let back: ServerMessage = serde_json::from_str(&cached.to_text()).unwrap();
@@ -560,7 +452,11 @@ mod tests {
         ];
         for m in &direct {
             let text = m.to_text();
-            assert_eq!(direct::parse(&text).as_ref(), Some(m), "{text}");
+            assert_eq!(
+                crate::wire::decode::parse(&text).as_ref(),
+                Some(m),
+                "{text}"
+            );
             assert_eq!(&serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
         }
         // Other frames, and the same frames with `type` elsewhere, go the general way.
@@ -582,12 +478,12 @@ mod tests {
         ];
         for m in &general {
             let text = m.to_text();
-            assert!(direct::parse(&text).is_none(), "{text}");
+            assert!(crate::wire::decode::parse(&text).is_none(), "{text}");
             assert_eq!(&ServerMessage::parse(&text).unwrap(), m);
         }
         let moved =
             r#"{"id":4,"data":{"name":"web","network":"dev","instances":[]},"type":"result"}"#;
-        assert!(direct::parse(moved).is_none());
+        assert!(crate::wire::decode::parse(moved).is_none());
         assert!(matches!(
             ServerMessage::parse(moved).unwrap(),
             ServerMessage::Result {

@@ -15,12 +15,12 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::client::rest::RestClient;
 use crate::client::{Connection, Dial, Socket};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
 use crate::model::{InstanceId, NetworkName, Registration, ServiceName, WireDuration};
-use crate::protocol::{ClientMessage, ServerMessage};
-use crate::rest::RestClient;
+use crate::wire::{ClientMessage, ServerMessage};
 
 /// Options of `netget bench`.
 #[derive(Debug, Clone, Args)]
@@ -368,7 +368,7 @@ async fn store_stats(rest: &RestClient) -> Result<[f64; 3]> {
         "netget_store_writes_total",
         "netget_store_commit_duration_seconds_sum",
     ]
-    .map(|name| crate::rest::metric_value(&text, name).unwrap_or(0.0)))
+    .map(|name| crate::client::rest::metric_value(&text, name).unwrap_or(0.0)))
 }
 
 pub async fn register_many(url: &str, ids: std::ops::Range<usize>, workers: usize) -> Result<f64> {

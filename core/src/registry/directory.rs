@@ -5,7 +5,13 @@
 //! scans other services; tag filters scan only the instances of the one service asked for.
 //! Each service has a broadcast channel of [`WatchEvent`]s, so pushing one change to a thousand
 //! watchers is one send, and a slow watcher only hurts itself (it lags and gets a fresh snapshot).
+//!
+//! The directory holds nouns and pushes changes; it knows no socket and no wire format. What a
+//! reader derives from it — an event's frame, a cached discovery answer — is kept beside the
+//! change or the service as a [`Memo`] of whatever type that reader uses, so it is derived once
+//! and shared by every watcher and query, until the next change.
 
+use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -90,10 +96,11 @@ struct Service {
     /// Ordered by id so discovery answers are stable. Changed only through
     /// [`Service::changing`], which drops the cached answer.
     instances: BTreeMap<InstanceId, Entry>,
-    /// The encoded answer to the common discovery query (healthy instances, no tag filter),
-    /// built by the first query after a change and served as is until the next: most
-    /// discoveries of a service between two of its changes then cost a lookup and a copy.
-    answer: std::sync::OnceLock<EncodedAnswer>,
+    /// What a reader derived from the answer to the common discovery query (healthy instances,
+    /// no tag filter) — the encoded answer —, built by the first query after a change and served
+    /// as is until the next: most discoveries of a service between two of its changes then cost
+    /// a lookup and a copy.
+    answer: std::sync::OnceLock<Memo>,
     /// Changes with every change of `instances` (unique across services, including services
     /// removed and made again), so an answer encoded outside the lock is kept only if nothing
     /// changed meanwhile.
@@ -132,7 +139,7 @@ impl Service {
         let change = Change {
             event: Arc::new(WatchEvent { kind, instance }),
             at: Instant::now(),
-            frame: Arc::default(),
+            memo: Arc::default(),
         };
         if network_listens {
             if let Some(f) = &self.feed {
@@ -173,6 +180,26 @@ type RemovalHook = Box<dyn Fn(&Instance) + Send + Sync>;
 /// The receiving end of one service's watch channel.
 pub type WatchReceiver = broadcast::Receiver<Change>;
 
+/// What one reader derived from one state of the directory (say, an encoding), kept so that
+/// every other reader of the same state shares it. Its type is the reader's business: the
+/// directory stores it without knowing what it is.
+pub type Memo = Arc<dyn Any + Send + Sync>;
+
+/// The memo of type `T` in `slot`, derived and kept on first use. Two first users at once may
+/// both derive it (both results are the same; one is kept). A slot that holds another type (two
+/// readers with different encodings) is derived afresh each time: correct, only not shared.
+fn memoized<T: Clone + Send + Sync + 'static>(
+    slot: &std::sync::OnceLock<Memo>,
+    derive: impl FnOnce() -> T,
+) -> T {
+    if let Some(t) = slot.get().and_then(|m| m.downcast_ref::<T>()) {
+        return t.clone();
+    }
+    let t = derive();
+    let _ = slot.set(Arc::new(t.clone()));
+    t
+}
+
 /// A change as watch channels carry it: the event, and when the directory made it (so the push
 /// latency to each watcher can be measured).
 #[derive(Debug, Clone)]
@@ -181,25 +208,19 @@ pub struct Change {
     pub event: Arc<WatchEvent>,
     /// When.
     pub at: Instant,
-    /// The event as a WebSocket frame, encoded by the first watcher that sends it and shared by
-    /// the others: with 1,000 watchers, one encoding instead of 1,000 (the frame is the same for
-    /// every watcher of the service and of its network).
-    pub frame: Arc<std::sync::OnceLock<axum::extract::ws::Utf8Bytes>>,
+    /// What the first watcher to send the event derived from it (its frame), shared by the
+    /// others: with 1,000 watchers, one encoding instead of 1,000.
+    memo: Arc<std::sync::OnceLock<Memo>>,
 }
 
 impl Change {
-    /// The event's frame, encoded on first use.
-    pub fn frame(&self) -> axum::extract::ws::Utf8Bytes {
-        self.frame
-            .get_or_init(|| {
-                crate::protocol::ServerMessage::Event {
-                    name: self.event.instance.name.clone(),
-                    event: self.event.clone(),
-                }
-                .to_text()
-                .into()
-            })
-            .clone()
+    /// `encode(event)`, computed by the first caller and shared by every later one (every
+    /// watcher of the service and of its network gets the same change).
+    pub fn encoded<T: Clone + Send + Sync + 'static>(
+        &self,
+        encode: impl FnOnce(&Arc<WatchEvent>) -> T,
+    ) -> T {
+        memoized(&self.memo, || encode(&self.event))
     }
 }
 
@@ -207,36 +228,6 @@ impl Change {
 fn next_generation() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// A discovery answer encoded once as JSON and shared: written as is into HTTP bodies and into
-/// `result` frames, so serving a cached answer copies bytes instead of encoding instances.
-#[derive(Debug, Clone)]
-pub struct EncodedAnswer(pub Arc<serde_json::value::RawValue>);
-
-impl EncodedAnswer {
-    /// The answer as an HTTP body, without copying it.
-    pub fn into_body(self) -> bytes::Bytes {
-        bytes::Bytes::from_owner(self)
-    }
-}
-
-impl AsRef<[u8]> for EncodedAnswer {
-    fn as_ref(&self) -> &[u8] {
-        self.0.get().as_bytes()
-    }
-}
-
-impl serde::Serialize for EncodedAnswer {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
-impl PartialEq for EncodedAnswer {
-    fn eq(&self, other: &EncodedAnswer) -> bool {
-        self.0.get() == other.0.get()
-    }
 }
 
 /// Where an instance lives: its network, service and id.
@@ -714,24 +705,15 @@ impl Directory {
         })
     }
 
-    /// The answer to a discovery query, encoded as JSON. The common query (healthy instances,
-    /// no tags) of an existing service is served from the service's cached answer.
-    pub fn discover_encoded(
+    /// `derive` of the common discovery answer (healthy instances, no tag filter), computed at
+    /// most once per change of the service and shared by every query until the next change.
+    /// Unknown services answer an empty list (derived each time: nothing to keep it with).
+    pub fn discover_memoized<T: Clone + Send + Sync + 'static>(
         &self,
         network: &NetworkName,
         name: &ServiceName,
-        healthy_only: bool,
-        tags: &[String],
-    ) -> Result<EncodedAnswer> {
-        let encode = |d: &Discovery| {
-            // Serializing a Discovery cannot fail (string keys only); stay total anyway.
-            EncodedAnswer(Arc::from(
-                serde_json::value::to_raw_value(d).unwrap_or_default(),
-            ))
-        };
-        if !(healthy_only && tags.is_empty()) {
-            return Ok(encode(&self.discover(network, name, healthy_only, tags)?));
-        }
+        derive: impl Fn(&Discovery) -> T,
+    ) -> Result<T> {
         let (instances, generation) = {
             let nets = self.read();
             let services = nets
@@ -739,16 +721,16 @@ impl Directory {
                 .ok_or_else(|| Error::unknown_network(network.as_str()))?;
             match services.get(name) {
                 Some(service) => {
-                    if let Some(answer) = service.answer.get() {
-                        return Ok(answer.clone());
+                    if let Some(t) = service.answer.get().and_then(|m| m.downcast_ref::<T>()) {
+                        return Ok(t.clone());
                     }
                     (service.matching(true, &[]), Some(service.generation))
                 }
                 None => (Vec::new(), None),
             }
         };
-        // Encoded without the lock: a large service must not hold up every registration.
-        let answer = encode(&Discovery {
+        // Derived without the lock: a large service must not hold up every registration.
+        let answer = derive(&Discovery {
             name: name.clone(),
             network: network.clone(),
             instances,
@@ -757,7 +739,7 @@ impl Directory {
             let nets = self.read();
             if let Some(service) = nets.get(network).and_then(|s| s.get(name)) {
                 if service.generation == generation {
-                    let _ = service.answer.set(answer.clone());
+                    let _ = service.answer.set(Arc::new(answer.clone()));
                 }
             }
         }
@@ -964,8 +946,7 @@ mod tests {
         let dev = net("development");
         let web = ServiceName::new("web").unwrap();
         let answer = |d: &Directory| -> Discovery {
-            serde_json::from_str(d.discover_encoded(&dev, &web, true, &[]).unwrap().0.get())
-                .unwrap()
+            d.discover_memoized(&dev, &web, Discovery::clone).unwrap()
         };
         let ids = |a: &Discovery| -> Vec<String> {
             a.instances.iter().map(|i| i.id.to_string()).collect()
@@ -1001,10 +982,7 @@ mod tests {
         )
         .unwrap();
         assert!(answer(&d).instances.is_empty(), "a removed instance goes");
-        // Filtered queries are answered fresh, never from the cache.
-        let all: Discovery =
-            serde_json::from_str(d.discover_encoded(&dev, &web, false, &[]).unwrap().0.get())
-                .unwrap();
+        let all = d.discover(&dev, &web, false, &[]).unwrap();
         assert_eq!(ids(&all), ["a"]);
     }
 

@@ -21,8 +21,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::directory::{Directory, InstanceKey};
-use crate::metrics::Metrics;
+use super::directory::{Directory, InstanceKey};
+use super::metrics::Metrics;
 use crate::model::{HealthCheck, Instance, Status};
 
 /// Probes in flight at once, whatever the number of checked instances.

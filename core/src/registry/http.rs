@@ -1,0 +1,412 @@
+//! The HTTP front end: the REST API, `/metrics`, the dashboard and netget.js, and the upgrade to
+//! WebSocket sessions, on one port.
+//!
+//! Every request passes the gate first (per-IP rate, browser origins, CORS). Handlers turn paths,
+//! queries, headers and bodies into calls of the registry's operations (`ops`) and their results
+//! into JSON answers; errors become `{"error": {"code", "message"}}` with the fitting status.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+
+use super::directory::InstanceKey;
+use super::ops::{self, Caller, HttpCaller, Registering};
+use super::state::RegistryState;
+use crate::error::{Error, Result};
+use crate::model::{Instance, InstanceId, NetworkName, Registration, ServiceName};
+use crate::security::OriginPolicy;
+use crate::tls::RemoteAddr;
+
+/// The HTTP routes of a registry.
+pub(super) fn router(state: Arc<RegistryState>) -> Router {
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.config.max_frame);
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/networks", get(networks))
+        .route("/v1/networks/{network}/services", get(services))
+        .route("/v1/networks/{network}/services/{name}", get(discover))
+        .route(
+            "/v1/networks/{network}/services/{name}/instances/{id}",
+            put(register).delete(deregister),
+        )
+        .route(
+            "/v1/networks/{network}/services/{name}/instances/{id}/heartbeat",
+            put(heartbeat),
+        )
+        .route("/v1/ws", get(ws))
+        .route("/metrics", get(metrics))
+        .route("/netget.js", get(handshaker_js))
+        .route("/", get(dashboard))
+        .fallback(not_found)
+        .layer(body_limit)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
+        .with_state(state)
+}
+
+/// Every request passes here first: the per-IP rate limit, the browser origin check, and CORS
+/// headers (preflight included) for origins on the allow-list.
+async fn gate(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(e) = s.guard.take_ip(remote.0.ip()) {
+        s.metrics.reject(e.code());
+        return ApiError(e).into_response();
+    }
+    let origin = header(request.headers(), "origin");
+    let host = header(request.headers(), "host");
+    if !s.config.origins.allows(origin.as_deref(), host.as_deref()) {
+        s.metrics.reject("NETGET_FORBIDDEN");
+        return ApiError(OriginPolicy::refusal(origin.as_deref().unwrap_or(""))).into_response();
+    }
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Some(RefusedWith(code)) = response.extensions().get::<RefusedWith>() {
+        s.metrics.reject(code);
+    }
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&origin) {
+            h.insert("access-control-allow-origin", v);
+        }
+        h.insert("vary", HeaderValue::from_static("Origin"));
+        if preflight {
+            h.insert(
+                "access-control-allow-methods",
+                HeaderValue::from_static("GET, PUT, DELETE, OPTIONS"),
+            );
+            h.insert(
+                "access-control-allow-headers",
+                HeaderValue::from_static("authorization, content-type"),
+            );
+            h.insert("access-control-max-age", HeaderValue::from_static("600"));
+        }
+    }
+    response
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The bearer token of a request, if any.
+fn bearer(h: &HeaderMap) -> Option<String> {
+    let v = header(h, "authorization")?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// An error as an HTTP answer: `{"error": {"code", "message"}}` with the fitting status.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+/// The code of an error answer, left in the response's extensions for the metrics.
+#[derive(Debug, Clone, Copy)]
+struct RefusedWith(&'static str);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({ "error": self.0.to_body() });
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(RefusedWith(self.0.code()));
+        response
+    }
+}
+
+async fn metrics(State(s): State<Arc<RegistryState>>) -> Response {
+    let body = s.metrics.render(&s.directory, s.open_sessions());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The browser handshaker (`core/web/netget.js`), for `<script src="http://REGISTRY/netget.js">`.
+async fn handshaker_js() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../web/netget.js"),
+    )
+        .into_response()
+}
+
+/// The live dashboard (`core/web/dashboard.html`), built on netget.js.
+async fn dashboard() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../web/dashboard.html"),
+    )
+        .into_response()
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+async fn not_found() -> ApiError {
+    ApiError(Error::NotFound(
+        "no such endpoint; see the HTTP API in README.md (e.g. GET /v1/networks)".into(),
+    ))
+}
+
+async fn health(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> {
+    let instances: usize = s.directory.counts().iter().map(|(_, n)| n).sum();
+    Json(serde_json::json!({
+        "status": "passing",
+        "registryId": s.registry_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "sessions": s.open_sessions(),
+        "instances": instances,
+    }))
+}
+
+async fn networks(
+    State(s): State<Arc<RegistryState>>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let list: Vec<_> = ops::networks(&s, bearer(&headers).as_deref())
+        .into_iter()
+        .map(|(name, instances)| serde_json::json!({ "name": name, "instances": instances }))
+        .collect();
+    Json(serde_json::json!({ "networks": list }))
+}
+
+/// The caller of a request, for the registry's operations.
+fn caller(remote: &RemoteAddr, headers: &HeaderMap) -> HttpCaller {
+    HttpCaller {
+        token: bearer(headers),
+        origin: header(headers, "origin"),
+        remote: remote.0,
+    }
+}
+
+/// The network, service and instance named in a path.
+fn instance_key(network: &str, name: &str, id: &str) -> Result<InstanceKey> {
+    Ok((
+        NetworkName::new(network)?,
+        ServiceName::new(name)?,
+        InstanceId::new(id)?,
+    ))
+}
+
+async fn services(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    Path(network): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let network = NetworkName::new(&network)?;
+    let services = ops::services(&s, Caller::Http(&caller(&remote, &headers)), &network)?;
+    Ok(Json(
+        serde_json::json!({ "network": network, "services": services }),
+    ))
+}
+
+/// `?healthy=true|false&tag=a&tag=b` (also `all=true` for every status).
+struct DiscoverQuery {
+    healthy_only: bool,
+    tags: Vec<String>,
+}
+
+fn parse_discover_query(raw: Option<&str>) -> Result<DiscoverQuery> {
+    let mut q = DiscoverQuery {
+        healthy_only: true,
+        tags: Vec::new(),
+    };
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let flag = || match v.as_ref() {
+            "true" | "1" | "" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(Error::InvalidInput(format!(
+                "query parameter {k}={other:?} must be true or false"
+            ))),
+        };
+        match k.as_ref() {
+            "healthy" => q.healthy_only = flag()?,
+            "all" => q.healthy_only = !flag()?,
+            "tag" => q.tags.push(v.into_owned()),
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown query parameter {other:?}; use healthy, all or tag"
+                )))
+            }
+        }
+    }
+    Ok(q)
+}
+
+async fn discover(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    Path((network, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let network = NetworkName::new(&network)?;
+    let name = ServiceName::new(&name)?;
+    let q = parse_discover_query(query.as_deref())?;
+    let who = caller(&remote, &headers);
+    let answer = ops::discover(
+        &s,
+        Caller::Http(&who),
+        &network,
+        &name,
+        q.healthy_only,
+        &q.tags,
+    )?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        answer.into_body(),
+    )
+        .into_response())
+}
+
+/// Reads a JSON body, telling apart "not JSON" from "JSON of the wrong shape".
+fn parse_body<T: serde::de::DeserializeOwned>(
+    s: &RegistryState,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<T> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge(format!(
+            "request body is over the limit of {} bytes",
+            s.config.max_frame
+        )),
+        _ => Error::InvalidInput(format!("cannot read request body: {e}")),
+    })?;
+    if body.len() > s.config.max_frame {
+        return Err(Error::too_large(
+            "request body",
+            body.len(),
+            s.config.max_frame,
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            Error::MalformedJson(format!("request body is not valid JSON: {e}"))
+        } else {
+            Error::InvalidInput(format!("bad registration: {e}"))
+        }
+    })
+}
+
+async fn register(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    Path((network, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let (network, name, id) = instance_key(&network, &name, &id)?;
+    let registration: Registration = parse_body(&s, body)?;
+    let who = caller(&remote, &headers);
+    let request = Registering {
+        network,
+        name,
+        id: Some(id),
+        registration,
+    };
+    let done = ops::register(&s, Caller::Http(&who), request).await?;
+    let status = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(done.instance)).into_response())
+}
+
+async fn heartbeat(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    Path((network, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Arc<Instance>>> {
+    let key = instance_key(&network, &name, &id)?;
+    let who = caller(&remote, &headers);
+    Ok(Json(ops::heartbeat(&s, Caller::Http(&who), &key)?))
+}
+
+async fn deregister(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    Path((network, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Arc<Instance>>> {
+    let key = instance_key(&network, &name, &id)?;
+    let who = caller(&remote, &headers);
+    Ok(Json(ops::deregister(&s, Caller::Http(&who), &key).await?))
+}
+
+/// Read buffer of each session's WebSocket, bytes.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
+async fn ws(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    headers: HeaderMap,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade = upgrade.map_err(|e| {
+        Error::Protocol(format!(
+            "/v1/ws is a WebSocket endpoint ({e}); connect with a WebSocket client"
+        ))
+    })?;
+    let permit = s.sessions.clone().try_acquire_owned().map_err(|_| {
+        Error::RateLimited(format!(
+            "the registry holds its maximum of {} sessions; try another registry node",
+            s.config.max_sessions
+        ))
+    })?;
+    let origin = headers
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // The transport limit sits well above the protocol limit so an oversized frame is still read
+    // and refused with NETGET_TOO_LARGE instead of a bare connection reset.
+    let hard_limit = s.config.max_frame.saturating_mul(16).max(1 << 20);
+    Ok(upgrade
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        // tungstenite's default read buffer (128 KiB, zero-filled on the first read) made every
+        // idle session cost ~140 KB of RSS: 1.4 GB for 10k sessions. Registry frames are small;
+        // a larger one grows the buffer for as long as it needs.
+        .read_buffer_size(WS_READ_BUFFER)
+        .on_upgrade(move |socket| async move {
+            super::session::serve(socket, s, remote.0, origin, permit).await;
+        }))
+}

@@ -1,0 +1,224 @@
+//! The registry: one port for the HTTP API and the WebSocket endpoint, over one directory.
+//!
+//! [`Registry::spawn`] binds, starts serving in the background and hands back a
+//! [`RegistryHandle`]; [`Registry::spawn_on`] serves an already-bound listener (tests bind port
+//! 0). Shutdown tells every session to close, answers in-flight HTTP requests, then waits for
+//! the sessions to finish removing their instances.
+//!
+//! - `state`: what a registry holds ([`RegistryState`]).
+//! - `ops`: the one pipeline of operations every front end calls (its doc gives the order of
+//!   a registration's steps).
+//! - front ends, which translate and call `ops`: `http` (the HTTP API, the dashboard and the
+//!   WebSocket upgrade), `session` (one WebSocket session).
+//! - what `ops` works with: [`directory`] (instances and watch channels), `channels`
+//!   (publish/subscribe), `health` (active checks), [`store`] (what survives a restart),
+//!   `metrics` (`/metrics`).
+
+mod channels;
+pub mod directory;
+mod health;
+mod http;
+mod metrics;
+mod ops;
+mod session;
+mod state;
+#[cfg(feature = "testsuite")]
+pub mod store;
+#[cfg(not(feature = "testsuite"))]
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use directory::{Directory, Owner};
+
+use crate::config::RegistryConfig;
+use crate::error::{Error, Result};
+use crate::tls::{RegistryListener, RemoteAddr};
+use state::RegistryState;
+use store::Store;
+
+/// A running registry. Dropping it does not stop the registry; call [`RegistryHandle::shutdown`].
+#[derive(Debug)]
+pub struct RegistryHandle {
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<RegistryState>,
+    shutdown_tx: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl RegistryHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT` (or `https://`), what clients use as a registry node.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The registry's id.
+    pub fn registry_id(&self) -> &str {
+        &self.state.registry_id
+    }
+
+    /// The networks served, as `name (policy)`.
+    pub fn networks(&self) -> Vec<String> {
+        self.state
+            .directory
+            .networks()
+            .iter()
+            .map(|n| {
+                let policy = self.state.guard.policy(n).map(|p| p.name()).unwrap_or("?");
+                format!("{n} ({policy})")
+            })
+            .collect()
+    }
+
+    /// The registry's directory, for tests that set up what no front end would make (behind
+    /// the `testsuite` feature: everything else goes through the registry's operations).
+    #[cfg(feature = "testsuite")]
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.state.directory
+    }
+
+    /// Stops accepting, closes every session (removing its instances), answers in-flight
+    /// requests, and returns once all of that is done.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.shutdown_tx.send(true);
+        self.task
+            .await
+            .map_err(|e| Error::Internal(format!("registry task failed: {e}")))?
+    }
+
+    /// Waits until the registry stops (after a shutdown signal from elsewhere).
+    pub async fn wait(self) -> Result<()> {
+        self.task
+            .await
+            .map_err(|e| Error::Internal(format!("registry task failed: {e}")))?
+    }
+
+    /// A sender that triggers shutdown, for signal handlers.
+    pub fn shutdown_trigger(&self) -> watch::Sender<bool> {
+        self.shutdown_tx.clone()
+    }
+}
+
+/// Entry point for starting a registry.
+pub struct Registry;
+
+impl Registry {
+    /// Binds `config.listen` and serves in the background.
+    pub async fn spawn(config: RegistryConfig) -> Result<RegistryHandle> {
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            Error::Io(format!(
+                "cannot listen on {}: {e} (is another registry running there? use --listen with another port, or port 0)",
+                config.listen
+            ))
+        })?;
+        Registry::spawn_on(listener, config).await
+    }
+
+    /// Serves an already-bound listener in the background.
+    pub async fn spawn_on(listener: TcpListener, config: RegistryConfig) -> Result<RegistryHandle> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Io(format!("listener has no address: {e}")))?;
+        check_timing(&config)?;
+        let mut config = config;
+        let data_dir = config.data_dir.clone();
+        let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+            .await
+            .map_err(|e| Error::Internal(format!("store open failed: {e}")))??;
+        if config.networks_configured {
+            store.set_networks(&config.networks).await?;
+        } else if !loaded.networks.is_empty() {
+            config.networks = loaded.networks.clone();
+        }
+        let listener = RegistryListener::new(listener, config.tls.as_ref())?;
+        let tls = listener.is_tls();
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = RegistryState::new(config, shutdown_rx.clone(), store)?;
+        ops::restore(&state, loaded);
+        let mut stop = shutdown_rx;
+        let task = tokio::spawn(run(listener, state.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+        Ok(RegistryHandle {
+            addr,
+            tls,
+            state,
+            shutdown_tx,
+            task,
+        })
+    }
+}
+
+/// Refuses settings that would break every session (a zero timeout panics tokio's interval; a
+/// ping interval at or above the timeout closes live sessions).
+fn check_timing(c: &RegistryConfig) -> Result<()> {
+    if c.session_timeout.is_zero()
+        || c.ping_interval.is_zero()
+        || c.ping_interval >= c.session_timeout
+    {
+        return Err(Error::InvalidInput(format!(
+            "session timeout {:?} and ping interval {:?}: both must be above 0 and the ping interval below the timeout",
+            c.session_timeout, c.ping_interval
+        )));
+    }
+    if c.handshake_timeout.is_zero() || c.challenge_ttl.is_zero() {
+        return Err(Error::InvalidInput(
+            "handshake timeout and challenge TTL must be above 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Serves `listener` until `shutdown` resolves, then drains sessions.
+async fn run(
+    listener: RegistryListener,
+    state: Arc<RegistryState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    tracing::info!(addr = ?axum::serve::Listener::local_addr(&listener).ok().map(|a| a.0), tls = listener.is_tls(), registry = %state.registry_id, "registry listening");
+    let reaper = tokio::spawn(reap(state.clone()));
+    let app = http::router(state.clone());
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<RemoteAddr>(),
+    )
+    .with_graceful_shutdown(shutdown);
+    let served = serve.await;
+    reaper.abort();
+    state.health.stop_all();
+    // Sessions watch the same signal and close themselves, each releasing its permit when it
+    // has removed its instances; holding every permit means all are done. Bounded so a wedged
+    // peer cannot hold shutdown forever.
+    let all = u32::try_from(state.config.max_sessions).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(5), state.sessions.acquire_many(all)).await;
+    tracing::info!("registry stopped");
+    served.map_err(|e| Error::Io(format!("server error: {e}")))
+}
+
+/// Removes expired REST registrations every 250 ms and drops idle service entries now and then.
+async fn reap(state: Arc<RegistryState>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut rounds = 0u64;
+    loop {
+        tick.tick().await;
+        ops::expire(&state, Instant::now());
+        rounds += 1;
+        if rounds % 240 == 0 {
+            state.directory.sweep();
+            state.channels.sweep();
+        }
+    }
+}
