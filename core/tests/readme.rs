@@ -1,6 +1,7 @@
 //! The README's Rust quick start is the marked region of `core/examples/quickstart.rs`, and it
 //! runs against real registries (so the front door never drifts; the Python and Node quick
 //! starts are run by `bindings-py/tests/test_readme.py` and `tests/node/readme.test.js`).
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 
