@@ -1,5 +1,7 @@
 //! Active health checks against real HTTP and TCP services: transitions reach watchers, one
-//! lost probe flips nothing, critical instances are removed, metrics count.
+//! lost probe flips nothing, critical instances are removed, metrics count. Each test pauses
+//! tokio's clock once its instance is registered, so check intervals and timeouts run on
+//! virtual time: no test waits for a real interval.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -87,7 +89,7 @@ fn client(url: &str) -> Netget {
     Netget::new(o).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn http_checks_drive_passing_warning_critical_passing_and_watchers_see_each() {
     let (reg, _d) = common::registry().await;
     let svc = target().await;
@@ -107,6 +109,8 @@ async fn http_checks_drive_passing_warning_critical_passing_and_watchers_see_eac
     )
     .await
     .unwrap();
+    // Registered (and on disk): from here the clock moves only as the checks need it.
+    tokio::time::pause();
     assert_eq!(next_status(&mut w).await, (EventKind::Up, Status::Passing));
 
     svc.status.store(429, Ordering::SeqCst);
@@ -155,7 +159,7 @@ async fn http_checks_drive_passing_warning_critical_passing_and_watchers_see_eac
     svc.task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn one_failing_probe_does_not_flip_the_status() {
     let (reg, _d) = common::registry().await;
     let svc = target().await;
@@ -175,6 +179,8 @@ async fn one_failing_probe_does_not_flip_the_status() {
     )
     .await
     .unwrap();
+    // Registered (and on disk): from here the clock moves only as the checks need it.
+    tokio::time::pause();
     assert_eq!(next_status(&mut w).await, (EventKind::Up, Status::Passing));
     // Let the checker run, then lose exactly one probe and let three more pass.
     assert!(common::wait_until(Duration::from_secs(10), || async {
@@ -203,7 +209,7 @@ async fn one_failing_probe_does_not_flip_the_status() {
     svc.task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_service_that_stops_answering_is_flagged_then_removed() {
     let (reg, _d) = common::registry().await;
     let svc = target().await;
@@ -219,6 +225,8 @@ async fn a_service_that_stops_answering_is_flagged_then_removed() {
     rest.register("development", "api", "a1", &reg_body)
         .await
         .unwrap();
+    // Registered (and on disk): from here the clock moves only as the checks need it.
+    tokio::time::pause();
     assert_eq!(next_status(&mut w).await, (EventKind::Up, Status::Passing));
     svc.task.abort(); // the service dies
     assert_eq!(
@@ -251,7 +259,7 @@ async fn a_service_that_stops_answering_is_flagged_then_removed() {
     reg.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn tcp_checks_follow_a_port_that_closes() {
     let (reg, _d) = common::registry().await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -267,6 +275,8 @@ async fn tcp_checks_follow_a_port_that_closes() {
     rest.register("development", "db", "d1", &checked(None, Some(&addr), None))
         .await
         .unwrap();
+    // Registered (and on disk): from here the clock moves only as the checks need it.
+    tokio::time::pause();
     assert_eq!(next_status(&mut w).await, (EventKind::Up, Status::Passing));
     // Stays passing while the port accepts: wait (bounded) for a recorded check, however slow
     // the checker's first probe is on a busy machine.
@@ -300,7 +310,7 @@ async fn tcp_checks_follow_a_port_that_closes() {
     reg.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_session_node_declares_its_own_health_check() {
     let (reg, _d) = common::registry().await;
     let svc = target().await;
@@ -309,6 +319,7 @@ async fn a_session_node_declares_its_own_health_check() {
     o.health = checked(Some(&svc.url), None, None).health;
     let node = Netget::new(o).unwrap();
     node.register_with_network().await.unwrap();
+    tokio::time::pause();
     svc.status.store(500, Ordering::SeqCst);
     let rest = RestClient::new(&reg.url()).unwrap();
     let flagged = common::wait_until(Duration::from_secs(10), || async {
@@ -328,7 +339,7 @@ async fn a_session_node_declares_its_own_health_check() {
     svc.task.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_missed_ttl_turns_critical_before_removal_and_a_heartbeat_recovers() {
     let (reg, _d) = common::registry().await;
     let watcher = client(&reg.url());
@@ -345,6 +356,8 @@ async fn a_missed_ttl_turns_critical_before_removal_and_a_heartbeat_recovers() {
         ..Default::default()
     };
     rest.register("development", "ttl", "t1", &r).await.unwrap();
+    // Registered (and on disk): from here the clock moves only as the checks need it.
+    tokio::time::pause();
     assert_eq!(next_status(&mut w).await, (EventKind::Up, Status::Passing));
     assert_eq!(
         next_status(&mut w).await,

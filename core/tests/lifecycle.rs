@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use netget::client::rest::RestClient;
-use netget::model::{EventKind, Registration, WireDuration};
+use netget::model::{EventKind, Registration};
 use netget::{DiscoverOptions, Netget, NetgetOptions, RegistryConfig};
 
 async fn next_event(w: &mut netget::Watch) -> netget::WatchEvent {
@@ -223,41 +223,6 @@ async fn http_register_update_heartbeat_discover_deregister() {
         .unwrap_err();
     assert_eq!(err.code(), "NETGET_NOT_FOUND");
     watcher.stop().await.unwrap();
-    reg.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_registration_without_heartbeat_expires_after_its_ttl() {
-    let (reg, _dir) = common::registry().await;
-    let rest = RestClient::new(&reg.url()).unwrap();
-    let r = Registration {
-        address: "http://127.0.0.1:9000".into(),
-        ttl: Some(WireDuration(Duration::from_millis(300))),
-        ..Default::default()
-    };
-    rest.register("development", "short", "s1", &r)
-        .await
-        .unwrap();
-    assert_eq!(
-        rest.discover("development", "short", true, &[])
-            .await
-            .unwrap()
-            .instances
-            .len(),
-        1
-    );
-    let gone = common::wait_until(Duration::from_secs(5), || async {
-        rest.discover("development", "short", true, &[])
-            .await
-            .unwrap()
-            .instances
-            .is_empty()
-    })
-    .await;
-    assert!(
-        gone.is_some(),
-        "a REST registration must expire when its TTL runs out"
-    );
     reg.shutdown().await.unwrap();
 }
 

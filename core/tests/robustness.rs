@@ -1,5 +1,6 @@
-//! Regressions from review: slow or frozen peers, refusing registries, refused watches and
-//! reconnect storms must not break liveness, failover or discovery.
+//! Regressions from review: slow or frozen peers, refusing registries and refused watches must
+//! not break liveness, failover or discovery. (Reconnect backoff against a registry that keeps
+//! dropping sessions is timed on the paused clock, in `clock.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -138,54 +139,6 @@ async fn discovery_falls_back_to_the_registry_when_a_watch_is_refused() {
 
 /// A fake registry that completes every handshake and then closes the session at once,
 /// counting connections: a client must back off instead of reconnecting in a tight loop.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registry_that_keeps_dropping_sessions_is_not_hammered() {
-    use futures_util::{SinkExt, StreamExt};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = count.clone();
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                let challenge = serde_json::json!({"type":"challenge","protocol":"netget/1","registryId":"fake","nonce":"n","expiresIn":"10s"});
-                let _ = ws
-                    .send(tokio_tungstenite::tungstenite::Message::text(
-                        challenge.to_string(),
-                    ))
-                    .await;
-                let _ = ws.next().await;
-                let welcome = serde_json::json!({"type":"welcome","sessionId":1,"network":"development","registryId":"fake","pingInterval":"1s","sessionTimeout":"5s"});
-                let _ = ws
-                    .send(tokio_tungstenite::tungstenite::Message::text(
-                        welcome.to_string(),
-                    ))
-                    .await;
-                let _ = ws.close(None).await;
-            });
-        }
-    });
-    let node = client(&[&url], Duration::from_secs(5));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    node.stop().await.unwrap();
-    server.abort();
-    let n = count.load(Ordering::SeqCst);
-    // Backoff from 100 ms doubling gives about 6 attempts in 2 s; a tight loop gives hundreds.
-    assert!(
-        n <= 12,
-        "{n} connections in 2 s: no backoff between lost sessions"
-    );
-    assert!(n >= 2, "the client must keep retrying: {n}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_cost_the_registry_little_memory() {
     // tungstenite's default 128 KiB read buffer, zero-filled on a session's first read, once

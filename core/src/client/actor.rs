@@ -5,10 +5,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connection::{self, Connection, Socket};
@@ -219,7 +220,7 @@ impl Actor {
     /// answered with `failing` when no registry answered, or queued for the next session.
     /// Returns `false` when the actor must end.
     async fn pause(&mut self, pause: Duration, failing: Option<&Error>) -> bool {
-        let deadline = tokio::time::Instant::now() + pause;
+        let deadline = Instant::now() + pause;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return true,

@@ -41,7 +41,9 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::channels::ChannelReceiver;
 use super::directory::{InstanceKey, Owner, Registered, WatchReceiver};

@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::directory::{Change, WatchReceiver};
 use super::ops::{self, Caller, Held, Hello, Registering, SessionCaller};
@@ -391,7 +392,7 @@ impl Session {
 
     /// Counts one request against this session's and its address's rates.
     fn take_rate(&mut self) -> Result<()> {
-        if !self.limiter.try_take(Instant::now()) {
+        if !self.limiter.try_take(std::time::Instant::now()) {
             return Err(Error::RateLimited(format!(
                 "more than {} requests per second on this session; slow down",
                 self.shared.config.limits.session_rate

@@ -127,13 +127,14 @@ pub fn spawn_registry(extra: &[&str]) -> ChildGuard {
     g
 }
 
-/// Polls `cond` every 20 ms until it holds or `within` passes; returns the time it took.
+/// Polls `cond` every 20 ms until it holds or `within` passes; returns the time it took. Time is
+/// the runtime's: on a paused clock, `within` is virtual too.
 pub async fn wait_until<F, Fut>(within: Duration, mut cond: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     while start.elapsed() < within {
         if cond().await {
             return Some(start.elapsed());

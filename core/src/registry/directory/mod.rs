@@ -14,11 +14,12 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod service;
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use service::{
     next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer, NETWORK_FEED_BUFFER,
