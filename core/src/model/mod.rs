@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::wire::json::{is_plain_compact, JsonWriter, Replay, SERDE_JSON_RAW_TOKEN};
 
 /// Longest network or service name accepted (a DNS label's length, so names fit in DNS-SD later).
 pub const MAX_NAME_LEN: usize = 63;
@@ -395,6 +394,12 @@ impl Metadata {
         }
     }
 
+    /// Metadata whose text is `raw`, already checked to be a compact JSON object (the wire
+    /// format's decoder does that).
+    pub(crate) fn from_raw(raw: Box<serde_json::value::RawValue>) -> Metadata {
+        Metadata(raw)
+    }
+
     /// The compact JSON text (`{}` when empty).
     pub fn as_str(&self) -> &str {
         self.0.get()
@@ -467,80 +472,6 @@ impl fmt::Debug for Metadata {
 impl Serialize for Metadata {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.0.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Metadata {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Metadata, D::Error> {
-        // No tree is built. serde_json (from text, or from a `serde_json::Value`, what the
-        // bindings convert to) answers a request for its raw-value token with the value's text,
-        // kept as it is when it is already compact and has no escapes (what registries and
-        // clients write). Other deserializers (serde's buffer for tagged enums) and other text
-        // go through `JsonWriter`, which writes the value compactly. Anything but an object is
-        // refused.
-        d.deserialize_newtype_struct(SERDE_JSON_RAW_TOKEN, MetadataVisitor)
-    }
-}
-
-struct MetadataVisitor;
-
-impl MetadataVisitor {
-    fn written<E: serde::de::Error>(out: Vec<u8>) -> std::result::Result<Metadata, E> {
-        let text = String::from_utf8(out).map_err(E::custom)?;
-        serde_json::value::RawValue::from_string(text)
-            .map(Metadata)
-            .map_err(E::custom)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for MetadataVisitor {
-    type Value = Metadata;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
-        self,
-        d: D,
-    ) -> std::result::Result<Metadata, D::Error> {
-        let mut out = Vec::with_capacity(128);
-        d.deserialize_map(JsonWriter(&mut out))?;
-        MetadataVisitor::written(out)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Metadata, A::Error> {
-        use serde::de::{Deserializer as _, Error as _};
-        let mut out = Vec::with_capacity(128);
-        let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
-            out.extend_from_slice(b"{}");
-            return MetadataVisitor::written(out);
-        };
-        if key != SERDE_JSON_RAW_TOKEN {
-            // A deserializer that answered with the map itself: write it out, this key first.
-            return serde::de::Visitor::visit_map(JsonWriter(&mut out), Replay::new(key, map))
-                .and_then(|()| MetadataVisitor::written(out));
-        }
-        let text: String = map.next_value()?;
-        if !text.starts_with('{') {
-            let start = crate::error::truncate(&text, 40);
-            let more = if start.len() < text.len() { "…" } else { "" };
-            return Err(A::Error::custom(format!(
-                "metadata must be a JSON object, not {start}{more}"
-            )));
-        }
-        if is_plain_compact(&text) {
-            return serde_json::value::RawValue::from_string(text)
-                .map(Metadata)
-                .map_err(A::Error::custom);
-        }
-        serde_json::Deserializer::from_str(&text)
-            .deserialize_map(JsonWriter(&mut out))
-            .map_err(A::Error::custom)?;
-        MetadataVisitor::written(out)
     }
 }
 

@@ -64,7 +64,10 @@ impl std::fmt::Debug for Health {
 impl Health {
     /// A checker writing its results into `directory`; it probes http:// and, trusting the
     /// system's roots, https:// URLs.
-    pub fn new(directory: Arc<Directory>, metrics: Arc<Metrics>) -> crate::Result<Arc<Health>> {
+    pub fn new(
+        directory: Arc<Directory>,
+        metrics: Arc<Metrics>,
+    ) -> crate::error::Result<Arc<Health>> {
         let connector = crate::tls::http_connector(None, true)?;
         Ok(Arc::new(Health {
             directory,
