@@ -30,30 +30,28 @@ async fn status(rest: &RestClient, service: &str, id: &str) -> Option<Status> {
         .map(|i| i.status)
 }
 
-fn ttl_registration(ttl: Duration) -> Registration {
-    Registration {
+/// A registry holding REST instance `api/a1` with a 30 s TTL, and the clock paused.
+///
+/// The registration is made before the clock is paused: it waits for the store's fsync on a
+/// thread of its own, and a paused clock would race ahead while the runtime waits for it.
+async fn registered_with_a_30s_ttl() -> (netget::RegistryHandle, tempfile::TempDir, RestClient) {
+    let (reg, dir) = common::registry().await;
+    let rest = RestClient::new(&reg.url()).unwrap();
+    let body = Registration {
         address: "http://127.0.0.1:9000".into(),
-        ttl: Some(WireDuration(ttl)),
+        ttl: Some(WireDuration(Duration::from_secs(30))),
         ..Default::default()
-    }
+    };
+    rest.register("development", "api", "a1", &body)
+        .await
+        .unwrap();
+    tokio::time::pause();
+    (reg, dir, rest)
 }
-
-// The registration is made before the clock is paused: it waits for the store's fsync on a
-// thread of its own, and a paused clock would race ahead while the runtime waits for it.
 
 #[tokio::test]
 async fn a_missed_ttl_turns_critical_at_the_ttl_and_is_removed_one_ttl_later() {
-    let (reg, _dir) = common::registry().await;
-    let rest = RestClient::new(&reg.url()).unwrap();
-    rest.register(
-        "development",
-        "api",
-        "a1",
-        &ttl_registration(Duration::from_secs(30)),
-    )
-    .await
-    .unwrap();
-    tokio::time::pause();
+    let (reg, _dir, rest) = registered_with_a_30s_ttl().await;
     advance(Duration::from_millis(29_500)).await;
     assert_eq!(status(&rest, "api", "a1").await, Some(Status::Passing));
     // The reaper looks every 250 ms: critical within one look after the TTL.
@@ -75,17 +73,7 @@ async fn a_missed_ttl_turns_critical_at_the_ttl_and_is_removed_one_ttl_later() {
 
 #[tokio::test]
 async fn heartbeats_within_the_ttl_keep_a_registration_passing_and_one_after_revives_it() {
-    let (reg, _dir) = common::registry().await;
-    let rest = RestClient::new(&reg.url()).unwrap();
-    rest.register(
-        "development",
-        "api",
-        "a1",
-        &ttl_registration(Duration::from_secs(30)),
-    )
-    .await
-    .unwrap();
-    tokio::time::pause();
+    let (reg, _dir, rest) = registered_with_a_30s_ttl().await;
     // Four minutes, a heartbeat every 25 s: never critical.
     for _ in 0..10 {
         advance(Duration::from_secs(25)).await;
