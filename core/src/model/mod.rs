@@ -685,6 +685,9 @@ pub struct WatchEvent {
     pub instance: Arc<Instance>,
 }
 
+/// Where an instance lives: its network, service and id.
+pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
+
 /// The answer to a discovery query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Discovery {

@@ -20,6 +20,7 @@ mod health;
 mod http;
 mod metrics;
 mod ops;
+mod owner;
 mod session;
 mod state;
 #[cfg(feature = "testsuite")]

@@ -14,13 +14,14 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 mod service;
 
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+pub use super::owner::Owner;
+pub use crate::model::InstanceKey;
 use service::{
     next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer, NETWORK_FEED_BUFFER,
 };
@@ -31,24 +32,6 @@ use crate::model::{
     CheckRecord, Discovery, EventKind, Instance, InstanceId, NetworkName, ServiceName,
     ServiceSummary, Status,
 };
-
-/// Who may change or remove an instance, and what keeps it alive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    /// Registered over a WebSocket session: lives while that session lives. `key` is the node's
-    /// public key, so the same node reconnecting (same key) may take its instance back.
-    Session { session: u64, key: Arc<str> },
-    /// Registered over HTTP: lives until it expires unless renewed by a heartbeat. `token` is a
-    /// digest of the bearer token used (if any): only the same token may change or remove it.
-    Rest {
-        /// `None`: lives by its active health check instead.
-        ttl: Option<Duration>,
-        token: Option<Arc<str>>,
-    },
-}
-
-/// Where an instance lives: its network, service and id.
-pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
 
 /// The directory of one registry. Cheap to share (`Arc<Directory>`); every method is sync and
 /// holds its lock only for map work, never across an await, so a std `RwLock` is the right lock.
@@ -228,7 +211,7 @@ impl Directory {
         let mut scheduled = None;
         let created = match service.instances.get(&key.2) {
             Some(old) => {
-                check_owner(&old.owner, &owner, &key)?;
+                old.owner.may_be_changed_by(&owner, &key)?;
                 // Keep the first registration time across updates and reconnects.
                 instance.registered_at = old.instance.registered_at;
                 scheduled = old.timer().scheduled;
@@ -293,7 +276,7 @@ impl Directory {
         };
         let service = services.get_mut(&key.1).ok_or_else(not_found)?;
         let entry = service.instances.get(&key.2).ok_or_else(not_found)?;
-        check_owner(&entry.owner, by, key)?;
+        entry.owner.may_be_changed_by(by, key)?;
         let removed = service.changing().remove(&key.2).ok_or_else(not_found)?;
         service.publish(EventKind::Down, removed.instance.clone());
         if service.is_idle() {
@@ -699,27 +682,6 @@ impl Directory {
             .collect();
         v.sort();
         v
-    }
-}
-
-fn check_owner(current: &Owner, by: &Owner, key: &InstanceKey) -> Result<()> {
-    let allowed = match (current, by) {
-        (Owner::Session { key: a, .. }, Owner::Session { key: b, .. }) => a == b,
-        (Owner::Rest { token: a, .. }, Owner::Rest { token: b, .. }) => a == b,
-        _ => false,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "instance {:?} of service {:?} is owned by another {}; only its owner may change or remove it",
-            key.2.as_str(),
-            key.1.as_str(),
-            match current {
-                Owner::Session { .. } => "node (WebSocket session with a different key)",
-                Owner::Rest { .. } => "REST registration",
-            }
-        )))
     }
 }
 

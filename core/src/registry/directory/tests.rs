@@ -1,6 +1,8 @@
 //! Tests of the directory: registration, ownership, expiry, discovery and its cached answer,
 //! watches.
 
+use std::time::Duration;
+
 use super::*;
 use crate::model::Registration;
 
@@ -194,8 +196,8 @@ fn a_session_instance_cannot_be_taken_by_another_key_but_can_by_its_own() {
     assert_eq!(d.remove_session(3, &[key]), 1);
 }
 
-#[test]
-fn rest_registrations_turn_critical_then_expire_unless_renewed() {
+#[tokio::test(start_paused = true)]
+async fn rest_registrations_turn_critical_then_expire_unless_renewed() {
     let d = dir();
     let t0 = Instant::now();
     let ttl = Owner::Rest {
@@ -212,7 +214,7 @@ fn rest_registrations_turn_critical_then_expire_unless_renewed() {
         web.clone(),
         InstanceId::new("b").unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(60));
+    tokio::time::advance(Duration::from_millis(60)).await;
     d.heartbeat(&key_b, &rest()).unwrap();
     let status = |id: &str| {
         d.get(&(
@@ -269,8 +271,8 @@ fn heartbeats_do_not_grow_the_expiry_heap() {
     assert_eq!(d.scheduled_expiries(), 1);
 }
 
-#[test]
-fn a_renewed_registration_survives_its_first_deadline_and_expires_later() {
+#[tokio::test(start_paused = true)]
+async fn a_renewed_registration_survives_its_first_deadline_and_expires_later() {
     let d = dir();
     let owner = Owner::Rest {
         ttl: Some(Duration::from_millis(100)),
@@ -283,7 +285,7 @@ fn a_renewed_registration_survives_its_first_deadline_and_expires_later() {
         ServiceName::new("web").unwrap(),
         InstanceId::new("a").unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(50));
+    tokio::time::advance(Duration::from_millis(50)).await;
     d.heartbeat(&key, &owner).unwrap();
     let renewed = Instant::now();
     assert_eq!(
