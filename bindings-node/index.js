@@ -74,7 +74,7 @@ class Netget {
     return this.#native.nodeType;
   }
 
-  /** A registry's URL once started; a peer's current registry (as ws://) while in session. */
+  /** A registry's URL once started; a member's current registry (as ws://) while in session. */
   get url() {
     return this.#native.url;
   }
@@ -84,12 +84,12 @@ class Netget {
     return this.#native.publicKey;
   }
 
-  /** A peer's registry nodes, in order. */
+  /** A member's registry nodes, in order. */
   get registryNodes() {
     return this.#native.registryNodes;
   }
 
-  /** Registries: listen; resolves with the URL. Peers: resolves once in session. */
+  /** Registries: listen; resolves with the URL. Members: resolves once in session. */
   async start() {
     const url = await this.#native.start();
     if (this.#native.nodeType === 'registry' && this.#keepAlive === null) {
