@@ -60,6 +60,9 @@ export declare class NativeNetget {
 }
 export type JsNetget = NativeNetget
 
+/** Every stable error code of the core (`NETGET_*`), in the core's order. */
+export declare function errorCodes(): Array<string>
+
 /** `{ allow, reason }`, as a filter may answer. */
 export interface FilterAnswer {
   /** Whether the request may go ahead. */
