@@ -1,8 +1,15 @@
-"""What the core keeps once and every package must agree with: the error codes."""
+"""What the core keeps once and every package must agree with: error codes and the version."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import pathlib
+import re
+
+import netget
 from netget import _native, errors
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_every_code_of_the_core_raises_a_class_of_netget_errors() -> None:
@@ -29,3 +36,16 @@ def test_the_codes_are_the_cores() -> None:
     assert all(c.startswith("NETGET_") for c in codes)
     assert {"NETGET_INVALID_INPUT", "NETGET_INTERNAL", "NETGET_DENIED"} <= set(codes)
 
+
+def workspace_version() -> str:
+    text = (ROOT / "Cargo.toml").read_text()
+    section = text.split("[workspace.package]", 1)[1].split("\n[", 1)[0]
+    match = re.search(r'^version\s*=\s*"([^"]+)"', section, re.MULTILINE)
+    assert match, "Cargo.toml: [workspace.package] has no version"
+    return match.group(1)
+
+
+def test_the_package_version_is_the_workspace_version() -> None:
+    version = workspace_version()
+    assert netget.__version__ == version
+    assert importlib.metadata.version("netget") == version

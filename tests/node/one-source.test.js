@@ -1,6 +1,6 @@
 'use strict';
 // What the core keeps once and the npm package must agree with: the error codes (index.js builds
-// `ErrorCode` from the native list; index.d.ts spells the codes out by hand).
+// `ErrorCode` from the native list; index.d.ts spells the codes out by hand) and the version.
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -33,5 +33,13 @@ describe('one source', () => {
 
   it('index.d.ts declares the same ErrorCode as index.js', () => {
     assert.deepEqual(Object.entries(declaredErrorCode()), Object.entries(ErrorCode));
+  });
+
+  it('package.json has the version of the Cargo workspace', () => {
+    const cargo = read('Cargo.toml');
+    const section = cargo.split('[workspace.package]')[1]?.split(/\n\[/)[0] ?? '';
+    const version = /^version\s*=\s*"([^"]+)"/m.exec(section)?.[1];
+    assert.ok(version, 'Cargo.toml: [workspace.package] has no version');
+    assert.equal(JSON.parse(read('package.json')).version, version);
   });
 });
