@@ -94,23 +94,6 @@ pub enum Family {
     Other,
 }
 
-impl Family {
-    /// The family's name, as the bindings expose it (`"InvalidInput"`, ..., `"Other"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::InvalidInput => "InvalidInput",
-            Family::Unauthorized => "Unauthorized",
-            Family::Forbidden => "Forbidden",
-            Family::Denied => "Denied",
-            Family::NotFound => "NotFound",
-            Family::Unreachable => "Unreachable",
-            Family::Timeout => "Timeout",
-            Family::RateLimited => "RateLimited",
-            Family::Other => "Other",
-        }
-    }
-}
-
 /// One stable code: the string every surface reports and the family it belongs to.
 #[derive(Debug, Clone, Copy)]
 pub struct Code {
