@@ -146,7 +146,7 @@ export interface Metadata {
 export interface NetgetOptions {
   /** Default: `'service'` when `metadata.name` is set, otherwise `'client'`. */
   nodeType?: 'service' | 'client' | 'registry';
-  /** Network to join (peers) or to serve as open (registries). Default `'development'`. */
+  /** Network to join (members) or to serve as open (registries). Default `'development'`. */
   network?: string;
   metadata?: Metadata;
   /** Registries to use (`http(s)://` or `ws(s)://`; several = failover). Default `http://127.0.0.1:7700`. */
@@ -165,7 +165,7 @@ export interface NetgetOptions {
   key?: string;
   /** A key file. */
   keyFile?: string;
-  /** Peers: where the node's key is kept. Registries: the registry's data. */
+  /** Members: where the node's key is kept. Registries: the registry's data. */
   dataDir?: string;
   /** Bound on every call to a registry. Default `'10s'`. */
   requestTimeout?: Duration;
@@ -238,15 +238,15 @@ export declare class Netget {
   constructor(options?: NetgetOptions);
   /** The node's type, as given or inferred. */
   readonly nodeType: 'registry' | 'service' | 'client';
-  /** A registry's URL once started; a peer's current registry (ws://) while in session; else null. */
+  /** A registry's URL once started; a member's current registry (ws://) while in session; else null. */
   readonly url: string | null;
   /** The node's Ed25519 public key (base64); a registry's once started. */
   readonly publicKey: string;
-  /** A peer's registry nodes, in order. */
+  /** A member's registry nodes, in order. */
   readonly registryNodes: string[];
   /**
    * Registries: listen, resolving with the URL (a started registry keeps the process alive
-   * until `stop()`). Peers: resolve once in session with a registry.
+   * until `stop()`). Members: resolve once in session with a registry.
    */
   start(): Promise<string>;
   /** Registers this service node; resolves with the instance as the registry stored it. */

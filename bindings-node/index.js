@@ -6,7 +6,7 @@
 // for what the core does asynchronously, plain functions to stop watching — and ties a running
 // registry to the event loop. Errors are `Error` objects with a stable `code` (see `ErrorCode`).
 
-const { NativeNetget } = loadNative();
+const { NativeNetget, errorCodes } = loadNative();
 
 function loadNative() {
   try {
@@ -21,28 +21,14 @@ function loadNative() {
   }
 }
 
-/** The stable codes of netget's errors (`err.code`), as every netget surface reports them. */
-const ErrorCode = Object.freeze({
-  INVALID_INPUT: 'NETGET_INVALID_INPUT',
-  MALFORMED_JSON: 'NETGET_MALFORMED_JSON',
-  UNKNOWN_MESSAGE: 'NETGET_UNKNOWN_MESSAGE',
-  TOO_LARGE: 'NETGET_TOO_LARGE',
-  UNAUTHORIZED: 'NETGET_UNAUTHORIZED',
-  CHALLENGE_REPLAYED: 'NETGET_CHALLENGE_REPLAYED',
-  CHALLENGE_EXPIRED: 'NETGET_CHALLENGE_EXPIRED',
-  FORBIDDEN: 'NETGET_FORBIDDEN',
-  DENIED: 'NETGET_DENIED',
-  NOT_FOUND: 'NETGET_NOT_FOUND',
-  UNKNOWN_NETWORK: 'NETGET_UNKNOWN_NETWORK',
-  UNSUPPORTED_VERSION: 'NETGET_UNSUPPORTED_VERSION',
-  PROTOCOL: 'NETGET_PROTOCOL',
-  RATE_LIMITED: 'NETGET_RATE_LIMITED',
-  UNREACHABLE: 'NETGET_UNREACHABLE',
-  TIMEOUT: 'NETGET_TIMEOUT',
-  CLOSED: 'NETGET_CLOSED',
-  IO: 'NETGET_IO',
-  INTERNAL: 'NETGET_INTERNAL',
-});
+/**
+ * The stable codes of netget's errors (`err.code`), as every netget surface reports them:
+ * `ErrorCode.INVALID_INPUT === 'NETGET_INVALID_INPUT'`, one key per code of the core's table
+ * (`netget::error::CODES`; index.d.ts spells them out, and a test keeps the two equal).
+ */
+const ErrorCode = Object.freeze(
+  Object.fromEntries(errorCodes().map((code) => [code.slice('NETGET_'.length), code])),
+);
 
 /** Whether `err` is an error reported by netget (it carries a `NETGET_*` code). */
 function isNetgetError(err) {
@@ -74,7 +60,7 @@ class Netget {
     return this.#native.nodeType;
   }
 
-  /** A registry's URL once started; a peer's current registry (as ws://) while in session. */
+  /** A registry's URL once started; a member's current registry (as ws://) while in session. */
   get url() {
     return this.#native.url;
   }
@@ -84,12 +70,12 @@ class Netget {
     return this.#native.publicKey;
   }
 
-  /** A peer's registry nodes, in order. */
+  /** A member's registry nodes, in order. */
   get registryNodes() {
     return this.#native.registryNodes;
   }
 
-  /** Registries: listen; resolves with the URL. Peers: resolves once in session. */
+  /** Registries: listen; resolves with the URL. Members: resolves once in session. */
   async start() {
     const url = await this.#native.start();
     if (this.#native.nodeType === 'registry' && this.#keepAlive === null) {

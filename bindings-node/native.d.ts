@@ -21,9 +21,9 @@ export declare class NativeNetget {
   constructor(options?: object, filter?: (request: object) => boolean | FilterAnswer | Promise<boolean | FilterAnswer>)
   /** `registry`, `service` or `client`. */
   get nodeType(): string
-  /** Registries: listens, resolves with the URL. Peers: resolves once in session. */
+  /** Registries: listens, resolves with the URL. Members: resolves once in session. */
   start(): Promise<string>
-  /** The registry's URL (registries, once started) or the registry in session (peers). */
+  /** The registry's URL (registries, once started) or the registry in session (members). */
   get url(): string | null
   /** The node's public key (registries: once started). */
   get publicKey(): string
@@ -53,12 +53,15 @@ export declare class NativeNetget {
   addRegistryNode(url: string): void
   /** Removes a registry node. */
   removeRegistryNode(url: string): void
-  /** The registry nodes of a peer, in order. */
+  /** The registry nodes of a member, in order. */
   get registryNodes(): Array<string>
   /** Stops the node (deregisters and closes sessions; a registry stops listening). Idempotent. */
   stop(): Promise<void>
 }
 export type JsNetget = NativeNetget
+
+/** Every stable error code of the core (`NETGET_*`), in the core's order. */
+export declare function errorCodes(): Array<string>
 
 /** `{ allow, reason }`, as a filter may answer. */
 export interface FilterAnswer {

@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.JsStream = nativeBinding.JsStream
 module.exports.NativeNetget = nativeBinding.NativeNetget
 module.exports.JsNetget = nativeBinding.JsNetget
+module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.runCli = nativeBinding.runCli

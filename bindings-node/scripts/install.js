@@ -6,7 +6,9 @@
 // `napi build` generated). A package packed after a build ships it, and then this does nothing.
 // Otherwise it is built from the Rust sources shipped with the package, with plain cargo (the
 // package's devDependencies, such as @napi-rs/cli, are not installed for its users). Needs
-// cargo on the PATH (https://rustup.rs); a first build takes a few minutes.
+// cargo on the PATH (https://rustup.rs); a first build takes a few minutes. The addon is a member
+// of the Cargo workspace at the package's root, so the package ships the root Cargo.toml and
+// Cargo.lock and the manifests (and sources, which cargo looks for) of the other members.
 //
 // Where cargo builds: $CARGO_TARGET_DIR if set; inside a checkout, `target/node` (shared with
 // `npm run build`); inside node_modules, a temporary directory removed afterwards.
@@ -47,7 +49,7 @@ function olderThanSources(file) {
     if (st.isDirectory()) return fs.readdirSync(p).some((name) => newer(path.join(p, name)));
     return st.mtimeMs > built;
   };
-  return ['bindings-node/src', 'bindings-node/Cargo.toml', 'bindings-node/Cargo.lock', 'core/src', 'core/Cargo.toml']
+  return ['bindings-node/src', 'bindings-node/Cargo.toml', 'Cargo.toml', 'Cargo.lock', 'core/src', 'core/Cargo.toml']
     .map((p) => path.join(root, p))
     .some(newer);
 }

@@ -8,6 +8,7 @@
 //! - [`args`]: arguments converted with netget's errors (a wrong type is `NETGET_INVALID_INPUT`).
 //! - [`error`]: netget errors as JS `Error` objects with a `code`, mapped in one place.
 //! - `run_cli`: the `netget` command line, for the package's `bin`.
+//! - `error_codes`: the core's list of error codes (index.js builds `ErrorCode` from it).
 //!
 //! All behaviour is in the Rust core (`netget-core`): this crate converts values (JSON <-> JS),
 //! errors, futures (Promises) and callbacks, nothing more. The module is private
@@ -32,6 +33,15 @@ use napi_derive::napi;
 pub fn run_cli(args: Vec<String>) -> i32 {
     default_signal_dispositions();
     netget::cli::main_with_args(args)
+}
+
+/// Every stable error code of the core (`NETGET_*`), in the core's order.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    netget::error::CODES
+        .iter()
+        .map(|c| c.code.to_string())
+        .collect()
 }
 
 #[allow(unsafe_code)]

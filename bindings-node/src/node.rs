@@ -52,7 +52,7 @@ impl JsNetget {
             })?,
             _ => Value::Object(Default::default()),
         };
-        // Peers start connecting at once, on the binding's runtime.
+        // Members start connecting at once, on the binding's runtime.
         let node =
             within_runtime_if_available(|| Node::from_value(options, filter)).or_throw(&env)?;
         Ok(JsNetget {
@@ -66,14 +66,14 @@ impl JsNetget {
         self.node.node_type().to_string()
     }
 
-    /// Registries: listens, resolves with the URL. Peers: resolves once in session.
+    /// Registries: listens, resolves with the URL. Members: resolves once in session.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn start<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
         let node = self.node.clone();
         promise(env, async move { node.start().await })
     }
 
-    /// The registry's URL (registries, once started) or the registry in session (peers).
+    /// The registry's URL (registries, once started) or the registry in session (members).
     #[napi(getter)]
     pub fn url(&self) -> Option<String> {
         self.node.url()
@@ -237,7 +237,7 @@ impl JsNetget {
         self.node.remove_registry_node(&url).or_throw(&env)
     }
 
-    /// The registry nodes of a peer, in order.
+    /// The registry nodes of a member, in order.
     #[napi(getter)]
     pub fn registry_nodes(&self) -> Vec<String> {
         self.node.registry_nodes()

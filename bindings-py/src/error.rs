@@ -1,29 +1,34 @@
 //! Core errors become the exceptions of `netget.errors`, chosen by the error's stable code; the
 //! instance carries `.code`. This is the only place codes meet exception classes.
 
+use netget::error::{Family, CODES};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-/// The exception class (in `netget.errors`) for a code.
-fn class_for(code: &str) -> &'static str {
-    match code {
-        "NETGET_INVALID_INPUT"
-        | "NETGET_MALFORMED_JSON"
-        | "NETGET_UNKNOWN_MESSAGE"
-        | "NETGET_TOO_LARGE"
-        | "NETGET_PROTOCOL"
-        | "NETGET_UNSUPPORTED_VERSION" => "InvalidInputError",
-        "NETGET_UNAUTHORIZED" | "NETGET_CHALLENGE_REPLAYED" | "NETGET_CHALLENGE_EXPIRED" => {
-            "UnauthorizedError"
-        }
-        "NETGET_FORBIDDEN" => "ForbiddenError",
-        "NETGET_DENIED" => "DeniedError",
-        "NETGET_NOT_FOUND" | "NETGET_UNKNOWN_NETWORK" => "NotFoundError",
-        "NETGET_UNREACHABLE" | "NETGET_CLOSED" => "UnreachableError",
-        "NETGET_TIMEOUT" => "TimeoutError",
-        "NETGET_RATE_LIMITED" => "RateLimitedError",
-        _ => "NetgetError",
+/// The exception class (in `netget.errors`) of each family of the core's code table
+/// ([`netget::error::CODES`]). Exhaustive: a new family does not compile until it has a class.
+fn class_for(family: Family) -> &'static str {
+    match family {
+        Family::InvalidInput => "InvalidInputError",
+        Family::Unauthorized => "UnauthorizedError",
+        Family::Forbidden => "ForbiddenError",
+        Family::Denied => "DeniedError",
+        Family::NotFound => "NotFoundError",
+        Family::Unreachable => "UnreachableError",
+        Family::Timeout => "TimeoutError",
+        Family::RateLimited => "RateLimitedError",
+        Family::Other => "NetgetError",
     }
+}
+
+/// Every code of the core with the name of its exception class in `netget.errors`, in the
+/// core's order: `[("NETGET_INVALID_INPUT", "InvalidInputError"), ...]`.
+#[pyfunction]
+pub fn error_codes() -> Vec<(&'static str, &'static str)> {
+    CODES
+        .iter()
+        .map(|c| (c.code, class_for(c.family)))
+        .collect()
 }
 
 /// Turns a core error into the fitting Python exception.
@@ -46,7 +51,7 @@ pub fn to_py(e: netget::Error) -> PyErr {
 
 fn build(py: Python<'_>, e: &netget::Error) -> PyResult<PyErr> {
     let errors = py.import("netget.errors")?;
-    let class = errors.getattr(class_for(e.code()))?;
+    let class = errors.getattr(class_for(e.family()))?;
     let args = PyTuple::new(py, [e.to_string()])?;
     let instance = class.call1(args)?;
     instance.setattr("code", e.code())?;
@@ -62,5 +67,23 @@ pub trait IntoPyResult<T> {
 impl<T> IntoPyResult<T> for netget::Result<T> {
     fn py(self) -> PyResult<T> {
         self.map_err(to_py)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every class a code maps to is defined in `netget/errors.py` (the pytests check the
+    /// module itself; this catches a typo without building the wheel).
+    #[test]
+    fn every_code_maps_to_a_class_of_netget_errors() {
+        let source = include_str!("../python/netget/errors.py");
+        for (code, class) in error_codes() {
+            assert!(
+                source.contains(&format!("\nclass {class}(")),
+                "{code} maps to {class}, which netget/errors.py does not define"
+            );
+        }
     }
 }

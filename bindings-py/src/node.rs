@@ -45,7 +45,7 @@ impl PyNode {
         let value = convert::from_py(options)?;
         let event_loop: LoopSlot = Arc::new(OnceLock::new());
         let filter = filter.map(|f| filter::make(f, event_loop.clone()));
-        // Peers start connecting at once, on the binding's runtime.
+        // Members start connecting at once, on the binding's runtime.
         let _runtime = pyo3_async_runtimes::tokio::get_runtime().enter();
         let node = Node::from_value(value, filter).py()?;
         Ok(PyNode {
@@ -60,7 +60,7 @@ impl PyNode {
         self.node.node_type().to_string()
     }
 
-    /// The registry URL once started (registries) or connected to (peers).
+    /// The registry URL once started (registries) or connected to (members).
     #[getter]
     fn url(&self) -> Option<String> {
         self.node.url()
@@ -72,7 +72,7 @@ impl PyNode {
         self.node.public_key().py()
     }
 
-    /// The registry nodes of a peer.
+    /// The registry nodes of a member.
     #[getter]
     fn registry_nodes(&self) -> Vec<String> {
         self.node.registry_nodes()

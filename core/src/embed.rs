@@ -1,8 +1,11 @@
 //! The surface the Python and Node packages wrap: one [`Node`] built from the same options object
 //! users write in either language (`new Netget({...})`, `Netget(...)`), with JSON values in and
 //! out. Everything a binding would otherwise re-implement — option parsing and validation,
-//! choosing between a registry and a peer, shaping results — lives here, so both packages behave
+//! choosing between a registry and a member, shaping results — lives here, so both packages behave
 //! identically and a binding only converts values, errors and futures.
+//!
+//! Words: a node is a registry or a *member* of a network (a service or a client, in session
+//! with a registry). "Peer" is kept for peer registries (`join`, the cluster).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,12 +33,12 @@ pub struct NodeSpec {
     /// `service` (default when `metadata.name` is set), `client`, or `registry`.
     #[serde(alias = "node_type")]
     pub node_type: Option<String>,
-    /// Network to join (peers) or served as open (registries, together with `networks`).
+    /// Network to join (members) or served as open (registries, together with `networks`).
     pub network: Option<String>,
     /// Describes the instance: `name`, `address`, `tags`, `version`, `id`, `weight`, extras.
     #[serde(default)]
     pub metadata: serde_json::Map<String, Value>,
-    /// Registries to use (peers) or to join (registries, accepted for the cluster).
+    /// Registries to use (members) or to join (registries, accepted for the cluster).
     #[serde(default, alias = "registry_nodes")]
     pub registry_nodes: Vec<String>,
     /// An active health check for the registry to run.
@@ -55,7 +58,7 @@ pub struct NodeSpec {
     /// A key file.
     #[serde(alias = "key_file")]
     pub key_file: Option<PathBuf>,
-    /// Data directory: the node's key (peers) or the registry's data (registries).
+    /// Data directory: the node's key (members) or the registry's data (registries).
     #[serde(alias = "data_dir")]
     pub data_dir: Option<PathBuf>,
     /// Bound on every call to a registry (`"10s"`).
@@ -97,14 +100,18 @@ impl NodeSpec {
             .map_err(|e| Error::InvalidInput(format!("invalid Netget options: {e}")))
     }
 
-    fn node_type(&self) -> Result<&str> {
+    /// What `nodeType` asks for (or, without it, what the options imply): the one place the
+    /// string is read.
+    fn role(&self) -> Result<Role> {
         match self.node_type.as_deref() {
-            Some(t @ ("service" | "client" | "registry")) => Ok(t),
+            Some("registry") => Ok(Role::Registry),
+            Some("service") => Ok(Role::Member(NodeType::Service)),
+            Some("client") => Ok(Role::Member(NodeType::Client)),
             Some(other) => Err(Error::InvalidInput(format!(
                 "nodeType {other:?} is not one of \"service\", \"client\", \"registry\""
             ))),
-            None if self.metadata.contains_key("name") => Ok("service"),
-            None => Ok("client"),
+            None if self.metadata.contains_key("name") => Ok(Role::Member(NodeType::Service)),
+            None => Ok(Role::Member(NodeType::Client)),
         }
     }
 
@@ -116,7 +123,7 @@ impl NodeSpec {
         }
     }
 
-    fn peer_options(&self, node_type: NodeType) -> Result<NetgetOptions> {
+    fn member_options(&self, node_type: NodeType) -> Result<NetgetOptions> {
         let mut o = NetgetOptions {
             node_type,
             network: self
@@ -224,28 +231,48 @@ pub fn instance_value(i: &Instance) -> Value {
     serde_json::to_value(i).unwrap_or(Value::Null)
 }
 
-/// What a node is: a registry (with a client session to itself, so it can discover, watch and
-/// publish like any node) or a peer.
+/// What `nodeType` names, parsed once when the node is built: a registry, or a member of a
+/// network of the client's [`NodeType`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Registry,
+    Member(NodeType),
+}
+
+impl Role {
+    /// `registry`, `service` or `client`, as users write it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Registry => "registry",
+            Role::Member(t) => t.as_str(),
+        }
+    }
+}
+
+/// What a node holds: a registry (with a client session to itself, so it can discover, watch
+/// and publish like any node) or a member's client.
 enum Kind {
     Registry {
         config: Box<RegistryConfig>,
         handle: Mutex<Option<(RegistryHandle, Netget)>>,
     },
-    Peer(Netget),
+    Member(Netget),
 }
 
 /// A netget node of any type, as the bindings expose it.
 pub struct Node {
     kind: Kind,
+    role: Role,
     spec: NodeSpec,
 }
 
 impl Node {
     /// Builds a node from its options; a registry also takes the application's filter.
-    /// Must be called inside a tokio runtime (peers start connecting at once).
+    /// Must be called inside a tokio runtime (members start connecting at once).
     pub fn new(spec: NodeSpec, filter: Option<Filter>) -> Result<Node> {
-        let kind = match spec.node_type()? {
-            "registry" => {
+        let role = spec.role()?;
+        let kind = match role {
+            Role::Registry => {
                 let mut config = spec.registry_config()?;
                 config.filter = filter;
                 Kind::Registry {
@@ -253,21 +280,16 @@ impl Node {
                     handle: Mutex::new(None),
                 }
             }
-            t => {
+            Role::Member(node_type) => {
                 if filter.is_some() {
                     return Err(Error::InvalidInput(
                         "filter is an option of registry nodes".into(),
                     ));
                 }
-                let node_type = if t == "service" {
-                    NodeType::Service
-                } else {
-                    NodeType::Client
-                };
-                Kind::Peer(Netget::new(spec.peer_options(node_type)?)?)
+                Kind::Member(Netget::new(spec.member_options(node_type)?)?)
             }
         };
-        Ok(Node { kind, spec })
+        Ok(Node { kind, role, spec })
     }
 
     /// Parses `options` and builds the node.
@@ -276,22 +298,22 @@ impl Node {
     }
 
     /// `registry`, `service` or `client`.
-    pub fn node_type(&self) -> &str {
-        self.spec.node_type().unwrap_or("client")
+    pub fn node_type(&self) -> &'static str {
+        self.role.as_str()
     }
 
-    /// Registries: starts listening and resolves with the URL. Peers: resolves once connected,
+    /// Registries: starts listening and resolves with the URL. Members: resolves once connected,
     /// with the registry's WebSocket URL.
     pub async fn start(&self) -> Result<String> {
         match &self.kind {
-            Kind::Peer(p) => p.start().await,
+            Kind::Member(m) => m.start().await,
             Kind::Registry { config, handle } => {
                 if let Some(url) = self.url() {
                     return Ok(url);
                 }
                 let registry = Registry::spawn((**config).clone()).await?;
                 let url = registry.url();
-                let mut o = self.spec.peer_options(NodeType::Client)?;
+                let mut o = self.spec.member_options(NodeType::Client)?;
                 o.registry_nodes = vec![url.clone()];
                 o.data_dir = None;
                 o.network = config
@@ -328,11 +350,11 @@ impl Node {
         }
     }
 
-    /// The registry's URL once started (registries), or the URL of the registry this peer is
+    /// The registry's URL once started (registries), or the URL of the registry this member is
     /// in session with.
     pub fn url(&self) -> Option<String> {
         match &self.kind {
-            Kind::Peer(p) => p.connected_to(),
+            Kind::Member(m) => m.connected_to(),
             Kind::Registry { handle, .. } => handle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -341,10 +363,10 @@ impl Node {
         }
     }
 
-    /// The peer client: the node itself, or a registry's session to itself.
-    fn peer(&self) -> Result<Netget> {
+    /// The node's client: a member's own, or a registry's session to itself.
+    fn netget(&self) -> Result<Netget> {
         match &self.kind {
-            Kind::Peer(p) => Ok(p.clone()),
+            Kind::Member(m) => Ok(m.clone()),
             Kind::Registry { handle, .. } => handle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -358,24 +380,27 @@ impl Node {
 
     /// The node's public key.
     pub fn public_key(&self) -> Result<String> {
-        Ok(self.peer()?.public_key())
+        Ok(self.netget()?.public_key())
     }
 
     /// Registers this service node; resolves with the stored instance.
     pub async fn register_with_network(&self) -> Result<Value> {
-        let inst = self.peer()?.register_with_network().await?;
+        let inst = self.netget()?.register_with_network().await?;
         Ok(instance_value(&inst))
     }
 
     /// Removes this node's registration.
     pub async fn deregister(&self) -> Result<()> {
-        self.peer()?.deregister().await
+        self.netget()?.deregister().await
     }
 
     /// One instance (or `null`) chosen by the options' strategy.
     pub async fn discover_service_node(&self, name: &str, options: Option<Value>) -> Result<Value> {
         let opts = discover_options(options)?;
-        let found = self.peer()?.discover_service_node_with(name, &opts).await?;
+        let found = self
+            .netget()?
+            .discover_service_node_with(name, &opts)
+            .await?;
         Ok(found.map(|i| instance_value(&i)).unwrap_or(Value::Null))
     }
 
@@ -389,7 +414,7 @@ impl Node {
         if !options.cached {
             return None;
         }
-        self.peer().ok()?.pick_cached(name, options)
+        self.netget().ok()?.pick_cached(name, options)
     }
 
     /// Every matching instance.
@@ -399,7 +424,7 @@ impl Node {
         options: Option<Value>,
     ) -> Result<Value> {
         let opts = discover_options(options)?;
-        let all = self.peer()?.discover_service_nodes(name, &opts).await?;
+        let all = self.netget()?.discover_service_nodes(name, &opts).await?;
         Ok(Value::Array(
             all.iter().map(|i| instance_value(i)).collect(),
         ))
@@ -407,45 +432,47 @@ impl Node {
 
     /// Services of the network with counts.
     pub async fn services(&self) -> Result<Value> {
-        let list = self.peer()?.services().await?;
+        let list = self.netget()?.services().await?;
         serde_json::to_value(list).map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Watches a service.
     pub fn watch(&self, name: &str) -> Result<Watch> {
-        self.peer()?.watch(name)
+        self.netget()?.watch(name)
     }
 
     /// Subscribes to a channel.
     pub fn subscribe(&self, channel: &str) -> Result<Subscription> {
-        self.peer()?.subscribe(channel)
+        self.netget()?.subscribe(channel)
     }
 
     /// Publishes on a channel; resolves with the number of subscribers reached.
     pub async fn publish(&self, channel: &str, data: Value) -> Result<usize> {
-        self.peer()?.publish(channel, data).await
+        self.netget()?.publish(channel, data).await
     }
 
     /// Adds a registry node to fail over to.
     pub fn add_registry_node(&self, url: &str) -> Result<()> {
-        self.peer()?.add_registry_node(url)
+        self.netget()?.add_registry_node(url)
     }
 
     /// Removes a registry node.
     pub fn remove_registry_node(&self, url: &str) -> Result<()> {
-        self.peer()?.remove_registry_node(url)
+        self.netget()?.remove_registry_node(url)
     }
 
-    /// The registry nodes of a peer.
+    /// The registry nodes of a member.
     pub fn registry_nodes(&self) -> Vec<String> {
-        self.peer().map(|p| p.registry_nodes()).unwrap_or_default()
+        self.netget()
+            .map(|p| p.registry_nodes())
+            .unwrap_or_default()
     }
 
-    /// Stops the node: a peer deregisters and closes its session; a registry closes every
+    /// Stops the node: a member deregisters and closes its session; a registry closes every
     /// session and stops listening. Idempotent.
     pub async fn stop(&self) -> Result<()> {
         match &self.kind {
-            Kind::Peer(p) => p.stop().await,
+            Kind::Member(m) => m.stop().await,
             Kind::Registry { handle, .. } => {
                 let taken = handle.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some((registry, own)) = taken {
@@ -477,9 +504,13 @@ mod tests {
         let e = NodeSpec::from_value(json!({"registryNode":["x"]})).unwrap_err();
         assert!(e.to_string().contains("registryNode"), "{e}");
         let s = NodeSpec::from_value(json!({"metadata":{"name":"web"}})).unwrap();
-        assert_eq!(s.node_type().unwrap(), "service");
+        assert_eq!(s.role().unwrap(), Role::Member(NodeType::Service));
+        let c = NodeSpec::from_value(json!({})).unwrap();
+        assert_eq!(c.role().unwrap(), Role::Member(NodeType::Client));
+        let r = NodeSpec::from_value(json!({"nodeType":"registry"})).unwrap();
+        assert_eq!(r.role().unwrap().as_str(), "registry");
         let bad = NodeSpec::from_value(json!({"nodeType":"router"})).unwrap();
-        assert_eq!(bad.node_type().unwrap_err().code(), "NETGET_INVALID_INPUT");
+        assert_eq!(bad.role().unwrap_err().code(), "NETGET_INVALID_INPUT");
     }
 
     #[test]

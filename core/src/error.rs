@@ -70,57 +70,93 @@ pub enum Error {
     Internal(String),
 }
 
-/// Every variant with its code, in one table so `code()` and `from_wire()` cannot drift apart.
-type Constructor = fn(String) -> Error;
+/// The coarse kind of an error: what a binding turns into one exception class (Python's
+/// `netget.errors`). Several codes share a family; [`Family::Other`] is the base class only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Something the caller sent is not acceptable.
+    InvalidInput,
+    /// The caller proved no right (credentials, signature, challenge).
+    Unauthorized,
+    /// The caller is known but may not touch this resource.
+    Forbidden,
+    /// The registry's filter refused.
+    Denied,
+    /// No such network, service or instance.
+    NotFound,
+    /// No registry could be reached, or the node is stopped.
+    Unreachable,
+    /// An operation did not complete in time.
+    Timeout,
+    /// Too many requests.
+    RateLimited,
+    /// No finer family (local I/O, internal errors): the base class.
+    Other,
+}
 
-const CODES: &[(&str, Constructor)] = &[
-    ("NETGET_INVALID_INPUT", Error::InvalidInput),
-    ("NETGET_MALFORMED_JSON", Error::MalformedJson),
-    ("NETGET_UNKNOWN_MESSAGE", Error::UnknownMessage),
-    ("NETGET_TOO_LARGE", Error::TooLarge),
-    ("NETGET_UNAUTHORIZED", Error::Unauthorized),
-    ("NETGET_CHALLENGE_REPLAYED", Error::ChallengeReplayed),
-    ("NETGET_CHALLENGE_EXPIRED", Error::ChallengeExpired),
-    ("NETGET_FORBIDDEN", Error::Forbidden),
-    ("NETGET_DENIED", Error::Denied),
-    ("NETGET_NOT_FOUND", Error::NotFound),
-    ("NETGET_UNKNOWN_NETWORK", Error::UnknownNetwork),
-    ("NETGET_UNSUPPORTED_VERSION", Error::UnsupportedVersion),
-    ("NETGET_PROTOCOL", Error::Protocol),
-    ("NETGET_RATE_LIMITED", Error::RateLimited),
-    ("NETGET_UNREACHABLE", Error::Unreachable),
-    ("NETGET_TIMEOUT", Error::Timeout),
-    ("NETGET_CLOSED", Error::Closed),
-    ("NETGET_IO", Error::Io),
-    ("NETGET_INTERNAL", Error::Internal),
-];
+/// One stable code: the string every surface reports and the family it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Code {
+    /// The stable `NETGET_*` string.
+    pub code: &'static str,
+    /// The coarse kind a binding maps to one exception class.
+    pub family: Family,
+    /// Builds the variant from a message (for [`Error::from_wire`]).
+    make: fn(String) -> Error,
+}
+
+/// The one table of codes: `code()`, `family()`, [`CODES`] and `from_wire()` are generated from
+/// it, so a variant cannot have a code in one place and not in another (a variant missing here
+/// is a non-exhaustive match; a row without a variant does not compile).
+macro_rules! codes {
+    ($($variant:ident => $code:literal, $family:ident;)+) => {
+        /// Every code in declaration order, with its family: what the bindings expose as their
+        /// list of codes (`error_codes()` in Python, `errorCodes()` in Node).
+        pub const CODES: &[Code] = &[
+            $(Code { code: $code, family: Family::$family, make: Error::$variant },)+
+        ];
+
+        impl Error {
+            /// The stable code of this error, as every surface reports it.
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $(Error::$variant(_) => $code,)+
+                }
+            }
+
+            /// The coarse kind of this error (one exception class per family in Python).
+            pub fn family(&self) -> Family {
+                match self {
+                    $(Error::$variant(_) => Family::$family,)+
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidInput => "NETGET_INVALID_INPUT", InvalidInput;
+    MalformedJson => "NETGET_MALFORMED_JSON", InvalidInput;
+    UnknownMessage => "NETGET_UNKNOWN_MESSAGE", InvalidInput;
+    TooLarge => "NETGET_TOO_LARGE", InvalidInput;
+    Unauthorized => "NETGET_UNAUTHORIZED", Unauthorized;
+    ChallengeReplayed => "NETGET_CHALLENGE_REPLAYED", Unauthorized;
+    ChallengeExpired => "NETGET_CHALLENGE_EXPIRED", Unauthorized;
+    Forbidden => "NETGET_FORBIDDEN", Forbidden;
+    Denied => "NETGET_DENIED", Denied;
+    NotFound => "NETGET_NOT_FOUND", NotFound;
+    UnknownNetwork => "NETGET_UNKNOWN_NETWORK", NotFound;
+    UnsupportedVersion => "NETGET_UNSUPPORTED_VERSION", InvalidInput;
+    Protocol => "NETGET_PROTOCOL", InvalidInput;
+    RateLimited => "NETGET_RATE_LIMITED", RateLimited;
+    Unreachable => "NETGET_UNREACHABLE", Unreachable;
+    Timeout => "NETGET_TIMEOUT", Timeout;
+    Closed => "NETGET_CLOSED", Unreachable;
+    Io => "NETGET_IO", Other;
+    Internal => "NETGET_INTERNAL", Other;
+}
 
 impl Error {
-    /// The stable code of this error, as every surface reports it.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::InvalidInput(_) => "NETGET_INVALID_INPUT",
-            Error::MalformedJson(_) => "NETGET_MALFORMED_JSON",
-            Error::UnknownMessage(_) => "NETGET_UNKNOWN_MESSAGE",
-            Error::TooLarge(_) => "NETGET_TOO_LARGE",
-            Error::Unauthorized(_) => "NETGET_UNAUTHORIZED",
-            Error::ChallengeReplayed(_) => "NETGET_CHALLENGE_REPLAYED",
-            Error::ChallengeExpired(_) => "NETGET_CHALLENGE_EXPIRED",
-            Error::Forbidden(_) => "NETGET_FORBIDDEN",
-            Error::Denied(_) => "NETGET_DENIED",
-            Error::NotFound(_) => "NETGET_NOT_FOUND",
-            Error::UnknownNetwork(_) => "NETGET_UNKNOWN_NETWORK",
-            Error::UnsupportedVersion(_) => "NETGET_UNSUPPORTED_VERSION",
-            Error::Protocol(_) => "NETGET_PROTOCOL",
-            Error::RateLimited(_) => "NETGET_RATE_LIMITED",
-            Error::Unreachable(_) => "NETGET_UNREACHABLE",
-            Error::Timeout(_) => "NETGET_TIMEOUT",
-            Error::Closed(_) => "NETGET_CLOSED",
-            Error::Io(_) => "NETGET_IO",
-            Error::Internal(_) => "NETGET_INTERNAL",
-        }
-    }
-
     /// The HTTP status that fits this error.
     pub fn http_status(&self) -> u16 {
         match self {
@@ -147,8 +183,8 @@ impl Error {
     /// the registry's refusal with the registry's code. A code this build does not know becomes
     /// `Internal`, keeping the code in the message.
     pub fn from_wire(code: &str, message: String) -> Error {
-        match CODES.iter().find(|(c, _)| *c == code) {
-            Some((_, make)) => make(message),
+        match CODES.iter().find(|c| c.code == code) {
+            Some(c) => (c.make)(message),
             None => Error::Internal(format!("{code}: {message}")),
         }
     }
@@ -235,8 +271,62 @@ mod tests {
 
     #[test]
     fn every_code_in_the_table_maps_back_to_itself() {
-        for (code, make) in CODES {
-            assert_eq!(make("m".into()).code(), *code);
+        for c in CODES {
+            let e = (c.make)("m".into());
+            assert_eq!(e.code(), c.code);
+            assert_eq!(e.family(), c.family);
+        }
+        let mut codes: Vec<_> = CODES.iter().map(|c| c.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), CODES.len(), "a code is listed twice");
+    }
+
+    /// PROTOCOL.md's table of error codes lists exactly the codes of [`CODES`], in order.
+    #[test]
+    fn the_protocol_documents_every_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let table = text
+            .split("## Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_else(|| panic!("{path} has no \"## Error codes\" section"));
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let codes: Vec<&str> = CODES.iter().map(|c| c.code).collect();
+        assert_eq!(documented, codes, "PROTOCOL.md, \"Error codes\"");
+    }
+
+    /// Every `NETGET_*` name the documents mention is a code of [`CODES`] or one of netget's
+    /// environment variables: a renamed or removed code cannot linger in the docs.
+    #[test]
+    fn the_docs_mention_only_real_codes() {
+        const NOT_CODES: &[&str] = &[
+            "NETGET_",    // the prefix alone, as in `NETGET_...`
+            "NETGET_LOG", // environment variables
+            "NETGET_LOG_FORMAT",
+            "NETGET_REGISTRY",
+            "NETGET_TOKEN",
+            "NETGET_PROD_TOKENS", // README's example of `tokens_env`
+        ];
+        for doc in ["README.md", "PROTOCOL.md", "SECURITY.md"] {
+            let path = format!("{}/../{doc}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            for (at, _) in text.match_indices("NETGET_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                assert!(
+                    NOT_CODES.contains(&name.as_str()) || CODES.iter().any(|c| c.code == name),
+                    "{doc} mentions {name}, which is not an error code (a new environment \
+                     variable? add it to NOT_CODES)"
+                );
+            }
         }
     }
 }

@@ -96,10 +96,10 @@ class Netget:
     Registry options: ``listen`` (``"127.0.0.1:0"`` picks a free port), ``data_dir``,
     ``networks``, ``session_timeout``, ``config`` (a ``netget.toml``), ``cors``, ``tls_cert``,
     ``tls_key`` and ``filter`` (a function or ``async def`` seeing every handshake and
-    registration). Peer options: ``metadata`` (``name``, ``address``, ``tags``, ``version``,
-    ``id``, ``weight`` and any other keys), ``network``, ``registry_nodes``, ``health``,
-    ``token``, ``tls`` (``{"ca": "ca.pem"}``), ``verify``, ``trusted_keys``, ``key`` /
-    ``key_file``, ``data_dir``, ``request_timeout``.
+    registration). Options of members (services and clients): ``metadata`` (``name``,
+    ``address``, ``tags``, ``version``, ``id``, ``weight`` and any other keys), ``network``,
+    ``registry_nodes``, ``health``, ``token``, ``tls`` (``{"ca": "ca.pem"}``), ``verify``,
+    ``trusted_keys``, ``key`` / ``key_file``, ``data_dir``, ``request_timeout``.
     """
 
     def __init__(
@@ -131,7 +131,7 @@ class Netget:
 
     @property
     def url(self) -> Optional[str]:
-        """The registry's URL once started, or the registry a peer is connected to."""
+        """The registry's URL once started, or the registry a member is connected to."""
         return self._node.url
 
     @property
@@ -141,11 +141,11 @@ class Netget:
 
     @property
     def registry_nodes(self) -> list[str]:
-        """The registry nodes a peer fails over between."""
+        """The registry nodes a member fails over between."""
         return self._node.registry_nodes
 
     async def start(self) -> str:
-        """Registries: start listening; returns the URL. Peers: wait until connected."""
+        """Registries: start listening; returns the URL. Members: wait until connected."""
         return await self._node.start()
 
     async def __aenter__(self) -> Netget:
