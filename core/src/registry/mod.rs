@@ -7,7 +7,7 @@
 //!
 //! - `state`: what a registry holds ([`RegistryState`]).
 //! - `ops`: the one pipeline of operations every front end calls (its doc gives the order of
-//!   a registration's steps).
+//!   a registration's steps); `owner`: who owns an instance and who may change it.
 //! - front ends, which translate and call `ops`: `http` (the HTTP API, the dashboard and the
 //!   WebSocket upgrade), `session` (one WebSocket session).
 //! - what `ops` works with: [`directory`] (instances and watch channels), `channels`

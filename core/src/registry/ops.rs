@@ -9,8 +9,9 @@
 //!
 //! # A registration, step by step
 //!
-//! Each step may refuse, and a refused registration leaves nothing behind: no claim, no
-//! directory change, no stored record.
+//! Each step may refuse. A registration refused before step 6 leaves nothing behind; one refused
+//! at step 7 (the instance belongs to another owner) keeps the name claim step 6 made, as a
+//! claim is the key's from its first registration on.
 //!
 //! 1. **Access**: may this caller write in this network? Over HTTP the network's policy and the
 //!    bearer token decide (`NETGET_UNKNOWN_NETWORK`, `NETGET_UNAUTHORIZED`, `NETGET_FORBIDDEN`);
@@ -25,18 +26,20 @@
 //! 5. **The filter** of an embedding application (`NETGET_DENIED`).
 //! 6. **The name claim** of a `keys` network: the first unbound key to register a name owns it
 //!    (`NETGET_UNAUTHORIZED`, `NETGET_FORBIDDEN`); a new claim is on disk before the name is
-//!    used. Last of the checks, so a registration refused for any other reason claims nothing.
+//!    used. After the other checks, so a registration they refuse claims nothing.
 //! 7. **The directory**: an existing instance may be replaced only by its owner
 //!    (`NETGET_FORBIDDEN`); watchers get `up` or `changed`.
 //! 8. **The durable record** of a REST registration, queued right after the directory change
 //!    (so the store sees changes in their order) and acknowledged once on disk; if the store
-//!    fails, the directory change is undone (`NETGET_IO`).
+//!    fails, the instance is taken out of the directory again (`NETGET_IO`).
 //! 9. **Health and metrics**: the instance's check starts (or changes, or stops), and the
 //!    registration is counted by transport.
 //!
-//! A restore from the store runs steps 7 and 9 for each record it loaded: they passed the other
-//! steps when they were made. Deregistration runs 1, 7 (ownership), 8 (the record's removal)
-//! and 9; a heartbeat 1 and 7.
+//! A restore from the store runs step 7 and starts health checks for each record it loaded
+//! (they passed the other steps when they were made; restores are not counted as
+//! registrations). Deregistration runs 1, 7 (ownership), 8 (the record's removal) and counts
+//! the removal; a health check ends by itself when its instance is gone. A heartbeat runs 1 and
+//! 7.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -22,9 +22,10 @@ pub enum Owner {
 }
 
 impl Owner {
-    /// Whether `by` may replace or remove an instance this owner holds: the same node key (its
-    /// session, or the same node reconnected), or the same REST token. The one hand-over rule:
-    /// every path that changes an existing instance asks it.
+    /// Whether `by` may replace, renew or remove an instance this owner holds: the same node key
+    /// (its session, or the same node reconnected), or the same REST token. The one hand-over
+    /// rule: registration, deregistration and heartbeats of an existing instance ask it (a
+    /// heartbeat with the wrong token keeps its own message).
     pub fn may_be_changed_by(&self, by: &Owner, key: &InstanceKey) -> Result<()> {
         let allowed = match (self, by) {
             (Owner::Session { key: a, .. }, Owner::Session { key: b, .. }) => a == b,

@@ -345,15 +345,17 @@ impl Directory {
                     .into(),
             ));
         };
-        if let Owner::Rest {
-            token: by_token, ..
-        } = by
-        {
-            if by_token != token {
+        match by {
+            Owner::Rest {
+                token: by_token, ..
+            } if by_token != token => {
                 return Err(Error::Forbidden(
                     "only the token that registered this instance may renew it".into(),
-                ));
+                ))
             }
+            Owner::Rest { .. } => {}
+            // Anyone else is held to the hand-over rule (which refuses them).
+            Owner::Session { .. } => entry.owner.may_be_changed_by(by, key)?,
         }
         let now = Instant::now();
         let Some(ttl) = ttl else {
