@@ -149,7 +149,8 @@ export interface NetgetOptions {
   /** Network to join (members) or to serve as open (registries). Default `'development'`. */
   network?: string;
   metadata?: Metadata;
-  /** Registries to use (`http(s)://` or `ws(s)://`; several = failover). Default `http://127.0.0.1:7700`. */
+  /** Registries to use (`http(s)://` or `ws(s)://`; several = failover). Default `http://127.0.0.1:7700`.
+   * For a registry node: the peer registries whose cluster it joins. */
   registryNodes?: string[];
   /** An active check for the registry to run on this service. */
   health?: HealthCheck;

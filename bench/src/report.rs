@@ -184,7 +184,7 @@ impl Report {
             });
         };
         let k = |v: usize| {
-            if v >= 1000 && v % 1000 == 0 {
+            if v >= 1000 && v.is_multiple_of(1000) {
                 format!("{}k", v / 1000)
             } else {
                 v.to_string()

@@ -74,6 +74,45 @@ pub struct RegistryConfig {
     pub max_subscriptions_per_session: usize,
     /// TTL of REST registrations that give none.
     pub default_ttl: Duration,
+    /// The cluster: peer registries, and how this one gossips with them.
+    pub cluster: ClusterConfig,
+}
+
+/// How a registry finds and watches its peer registries (membership by gossip over UDP).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Peer registries to join, by URL (`http://host:port`); each gossips over UDP on the same
+    /// host and port number.
+    pub join: Vec<String>,
+    /// Where to gossip (UDP). `None`: on the HTTP listener's address and port number, and only
+    /// when `join` names peers. A registry that others join without joining any itself (the
+    /// first of a cluster) sets it.
+    pub gossip_listen: Option<SocketAddr>,
+    /// The URL peers should use to reach this registry; default: its own URL.
+    pub advertise: Option<String>,
+    /// Time between gossip rounds.
+    pub gossip_interval: Duration,
+    /// Which cluster this registry belongs to: registries of another cluster are ignored.
+    pub name: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            join: Vec::new(),
+            gossip_listen: None,
+            advertise: None,
+            gossip_interval: Duration::from_millis(500),
+            name: "netget".into(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this registry gossips at all.
+    pub fn enabled(&self) -> bool {
+        !self.join.is_empty() || self.gossip_listen.is_some()
+    }
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -126,6 +165,7 @@ impl RegistryConfig {
             max_watches_per_session: 1024,
             max_subscriptions_per_session: 256,
             default_ttl: Duration::from_secs(30),
+            cluster: ClusterConfig::default(),
         }
     }
 
@@ -179,6 +219,15 @@ impl RegistryConfig {
         if let Some(d) = file.data_dir {
             c.data_dir = base.join(d);
         }
+        c.cluster.join = file.join;
+        if let Some(g) = file.gossip_listen {
+            c.cluster.gossip_listen = Some(g.parse().map_err(|_| {
+                Error::InvalidInput(format!(
+                    "gossip_listen = {g:?} is not an address like \"127.0.0.1:7700\""
+                ))
+            })?);
+        }
+        c.cluster.advertise = file.advertise;
         if !file.network.is_empty() {
             c.networks = file
                 .network
@@ -255,10 +304,13 @@ impl Default for RegistryConfig {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
-    /// Peer registries; accepted for forward compatibility, used once the cluster exists.
+    /// Peer registries to join.
     #[serde(default)]
-    #[allow(dead_code)]
     join: Vec<String>,
+    /// Where to gossip with them (UDP).
+    gossip_listen: Option<String>,
+    /// The URL peers should use for this registry.
+    advertise: Option<String>,
     #[serde(default)]
     network: Vec<FileNetwork>,
     cors: Option<FileCors>,
@@ -388,6 +440,7 @@ mod tests {
 listen = "127.0.0.1:7700"
 data_dir = "./netget-data"
 join = ["http://127.0.0.1:7710"]
+gossip_listen = "127.0.0.1:7709"
 
 [[network]]
 name = "development"
@@ -423,6 +476,11 @@ session_timeout = "2s"
         );
         assert_eq!(c.data_dir, Path::new("/etc/netget/./netget-data"));
         assert_eq!(c.origins.allowed, vec!["http://localhost:3000".to_string()]);
+        assert_eq!(c.cluster.join, ["http://127.0.0.1:7710"]);
+        assert_eq!(
+            c.cluster.gossip_listen,
+            Some("127.0.0.1:7709".parse().unwrap())
+        );
         assert_eq!(c.limits.session_rate, 50);
         assert_eq!(c.session_timeout, Duration::from_secs(2));
     }

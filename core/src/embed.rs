@@ -38,7 +38,7 @@ pub struct NodeSpec {
     /// Describes the instance: `name`, `address`, `tags`, `version`, `id`, `weight`, extras.
     #[serde(default)]
     pub metadata: serde_json::Map<String, Value>,
-    /// Registries to use (members) or to join (registries, accepted for the cluster).
+    /// Registries to use (members) or to join as peers (registries: their cluster).
     #[serde(default, alias = "registry_nodes")]
     pub registry_nodes: Vec<String>,
     /// An active health check for the registry to run.
@@ -192,6 +192,8 @@ impl NodeSpec {
             (None, None) => {}
             _ => return Err(Error::InvalidInput("tlsCert and tlsKey go together".into())),
         }
+        // A registry's registry nodes are its peers: it joins their cluster.
+        c.cluster.join.extend(self.registry_nodes.iter().cloned());
         c.key = self.key()?;
         Ok(c)
     }
@@ -493,6 +495,20 @@ impl Node {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_registry_node_joins_the_cluster_of_its_registry_nodes() {
+        let spec = NodeSpec::from_value(json!({
+            "nodeType": "registry", "registryNodes": ["http://127.0.0.1:7701", "http://127.0.0.1:7702"]
+        }))
+        .unwrap();
+        let c = spec.registry_config().unwrap();
+        assert_eq!(
+            c.cluster.join,
+            ["http://127.0.0.1:7701", "http://127.0.0.1:7702"]
+        );
+        assert!(c.cluster.enabled());
+    }
 
     #[test]
     fn options_accept_camel_and_snake_case_and_name_mistakes() {

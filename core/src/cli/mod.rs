@@ -42,6 +42,8 @@ enum Command {
     Services(ServicesArgs),
     /// Print every change to a service as it happens (Ctrl-C to stop).
     Watch(WatchArgs),
+    /// Show the registries of a registry's cluster: id, URL, gossip address, live or not.
+    Cluster(ClusterArgs),
     /// Make an Ed25519 node key.
     Keygen(KeygenArgs),
     /// Run a registry with demo services registering and discovering each other.
@@ -76,9 +78,26 @@ struct RegistryArgs {
     /// A browser origin allowed to use the registry (repeatable; `*` for any).
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
-    /// Peer registries to join (accepted for the cluster, which is not built yet).
+    /// A peer registry to join, by URL (repeatable); registries gossip over UDP on the same
+    /// host and port number.
     #[arg(long = "join")]
     join: Vec<String>,
+    /// Where to gossip with peer registries (UDP; default: the --listen address, when --join
+    /// is given). Give it on the first registry of a cluster, which joins no one itself.
+    #[arg(long)]
+    gossip_listen: Option<std::net::SocketAddr>,
+    /// The URL peer registries should use for this one (default: its own URL).
+    #[arg(long)]
+    advertise: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options every client command shares.
@@ -283,6 +302,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Discover(a) => discover(a).await,
         Command::Services(a) => services(a).await,
+        Command::Cluster(a) => cluster(a).await,
         Command::Watch(a) => watch(a).await,
         Command::Keygen(a) => {
             let key = NodeKey::generate()?;
@@ -344,8 +364,12 @@ async fn registry(a: RegistryArgs) -> Result<()> {
         config.tls = Some(crate::config::TlsFiles { cert, key });
     }
     config.origins.allowed.extend(a.cors_origins);
-    if !a.join.is_empty() {
-        tracing::warn!(peers = ?a.join, "--join is accepted but registries do not form a cluster yet");
+    config.cluster.join.extend(a.join);
+    if a.gossip_listen.is_some() {
+        config.cluster.gossip_listen = a.gossip_listen;
+    }
+    if a.advertise.is_some() {
+        config.cluster.advertise = a.advertise;
     }
     if !a.networks.is_empty() {
         config.networks = a
@@ -524,6 +548,42 @@ async fn services(a: ServicesArgs) -> Result<()> {
             s.name.as_str(),
             s.instances,
             s.healthy
+        );
+    }
+    Ok(())
+}
+
+async fn cluster(a: ClusterArgs) -> Result<()> {
+    let rest = a.target.rest()?;
+    let body = rest.send(hyper::Method::GET, "/v1/cluster", None).await?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::Protocol(format!("the registry's /v1/cluster is not JSON: {e}")))?;
+    if a.json {
+        println!("{}", to_json(&answer)?);
+        return Ok(());
+    }
+    let members = answer["members"].as_array().cloned().unwrap_or_default();
+    if members.is_empty() {
+        println!("this registry is not in a cluster (start it with --join or --gossip-listen)");
+    }
+    for m in members {
+        let text = |k: &str| m[k].as_str().unwrap_or("-").to_string();
+        let state = if m["live"].as_bool() == Some(true) {
+            "live"
+        } else {
+            "dead"
+        };
+        let this = if m["this"].as_bool() == Some(true) {
+            " (this registry)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<14} {:<5} {:<28} gossip {}{this}",
+            text("id"),
+            state,
+            text("url"),
+            text("gossip")
         );
     }
     Ok(())

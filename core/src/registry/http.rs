@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 
+use super::cluster::ClusterSummary;
 use super::directory::InstanceKey;
 use super::ops::{self, Caller, HttpCaller, Registering};
 use super::state::RegistryState;
@@ -41,6 +42,7 @@ pub(super) fn router(state: Arc<RegistryState>) -> Router {
             "/v1/networks/{network}/services/{name}/instances/{id}/heartbeat",
             put(heartbeat),
         )
+        .route("/v1/cluster", get(cluster))
         .route("/v1/ws", get(ws))
         .route("/metrics", get(metrics))
         .route("/netget.js", get(handshaker_js))
@@ -139,7 +141,10 @@ impl IntoResponse for ApiError {
 }
 
 async fn metrics(State(s): State<Arc<RegistryState>>) -> Response {
-    let body = s.metrics.render(&s.directory, s.open_sessions());
+    let cluster = cluster_summary(&s).await;
+    let body = s
+        .metrics
+        .render(&s.directory, s.open_sessions(), cluster.as_ref());
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -184,13 +189,23 @@ async fn not_found() -> ApiError {
 
 async fn health(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> {
     let instances: usize = s.directory.counts().iter().map(|(_, n)| n).sum();
-    Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "passing",
         "registryId": s.registry_id,
         "version": env!("CARGO_PKG_VERSION"),
         "sessions": s.open_sessions(),
         "instances": instances,
-    }))
+    });
+    if let Some(cluster) = cluster_summary(&s).await {
+        body["cluster"] = serde_json::json!(cluster);
+    }
+    Json(body)
+}
+
+/// The cluster at a glance, when this registry gossips.
+async fn cluster_summary(s: &RegistryState) -> Option<ClusterSummary> {
+    let members = s.cluster.get()?.members().await;
+    Some(ClusterSummary::of(&members))
 }
 
 async fn networks(
@@ -202,6 +217,15 @@ async fn networks(
         .map(|(name, instances)| serde_json::json!({ "name": name, "instances": instances }))
         .collect();
     Json(serde_json::json!({ "networks": list }))
+}
+
+/// The registries of this one's cluster, as gossip shows them (this one first).
+async fn cluster(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> {
+    let members = match s.cluster.get() {
+        Some(m) => m.members().await,
+        None => Vec::new(),
+    };
+    Json(serde_json::json!({ "registryId": s.registry_id, "members": members }))
 }
 
 /// The caller of a request, for the registry's operations.

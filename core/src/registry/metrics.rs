@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::cluster::ClusterSummary;
 use super::directory::Directory;
 
 type Labels = Vec<(&'static str, String)>;
@@ -23,6 +24,10 @@ pub struct Metrics {
     registry: Registry,
     sessions: Gauge,
     instances: Family<Labels, Gauge>,
+    /// Registries of the cluster by state (`live`, `dead`), this one included; read at scrape.
+    cluster_members: Family<Labels, Gauge>,
+    /// Live peer registries whose network policies differ from this one's; read at scrape.
+    cluster_policy_mismatches: Gauge,
     /// Registrations accepted, by transport (`websocket`, `http`).
     pub registrations: Family<Labels, Counter>,
     /// Instances removed, by reason (`request`, `session`, `expired`, `critical`).
@@ -74,6 +79,8 @@ impl Metrics {
         let m = Metrics {
             sessions: Gauge::default(),
             instances: Family::default(),
+            cluster_members: Family::default(),
+            cluster_policy_mismatches: Gauge::default(),
             registrations: Family::default(),
             deregistrations: Family::default(),
             discovery_requests,
@@ -89,6 +96,16 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("sessions", "Open WebSocket sessions", m.sessions.clone());
+        registry.register(
+            "cluster_members",
+            "Registries of the cluster as gossip shows them, by state, this one included",
+            m.cluster_members.clone(),
+        );
+        registry.register(
+            "cluster_policy_mismatches",
+            "Live peer registries whose networks or policies differ from this one's",
+            m.cluster_policy_mismatches.clone(),
+        );
         registry.register(
             "instances",
             "Registered instances by network and status",
@@ -221,8 +238,22 @@ impl Metrics {
     }
 
     /// The exposition: refreshes the directory gauges, then encodes everything.
-    pub fn render(&self, directory: &Directory, sessions: usize) -> String {
+    pub fn render(
+        &self,
+        directory: &Directory,
+        sessions: usize,
+        cluster: Option<&ClusterSummary>,
+    ) -> String {
         self.sessions.set(sessions as i64);
+        if let Some(c) = cluster {
+            for (state, n) in [("live", c.live), ("dead", c.dead)] {
+                self.cluster_members
+                    .get_or_create(&vec![("state", state.to_string())])
+                    .set(n as i64);
+            }
+            self.cluster_policy_mismatches
+                .set(c.policies_differ.len() as i64);
+        }
         for (network, counts) in directory.status_counts() {
             for (status, n) in ["passing", "warning", "critical"].into_iter().zip(counts) {
                 self.instances

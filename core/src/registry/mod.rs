@@ -15,6 +15,7 @@
 //!   `metrics` (`/metrics`).
 
 mod channels;
+mod cluster;
 pub mod directory;
 mod health;
 mod http;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub use cluster::{ClusterSummary, Member};
 pub use directory::{Directory, Owner};
 
 use crate::config::RegistryConfig;
@@ -65,6 +67,15 @@ impl RegistryHandle {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The registries of its cluster as gossip shows them (this one first); empty when it
+    /// does not gossip.
+    pub async fn cluster_members(&self) -> Vec<Member> {
+        match self.state.cluster.get() {
+            Some(m) => m.members().await,
+            None => Vec::new(),
+        }
     }
 
     /// The registry's id.
@@ -150,6 +161,18 @@ impl Registry {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = RegistryState::new(config, shutdown_rx.clone(), store)?;
         ops::restore(&state, loaded);
+        let url = format!("{}://{addr}", if tls { "https" } else { "http" });
+        let membership = cluster::Membership::start(
+            &state.config.cluster,
+            &state.registry_id,
+            addr,
+            &url,
+            cluster::policies_digest(&state.config.networks),
+        )
+        .await?;
+        if let Some(m) = membership {
+            let _ = state.cluster.set(m);
+        }
         let mut stop = shutdown_rx;
         let task = tokio::spawn(run(listener, state.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -201,6 +224,9 @@ async fn run(
     let served = serve.await;
     reaper.abort();
     state.health.stop_all();
+    if let Some(m) = state.cluster.get() {
+        m.stop();
+    }
     // Sessions watch the same signal and close themselves, each releasing its permit when it
     // has removed its instances; holding every permit means all are done. Bounded so a wedged
     // peer cannot hold shutdown forever.
@@ -218,7 +244,7 @@ async fn reap(state: Arc<RegistryState>) {
         tick.tick().await;
         ops::expire(&state, Instant::now());
         rounds += 1;
-        if rounds % 240 == 0 {
+        if rounds.is_multiple_of(240) {
             state.directory.sweep();
             state.channels.sweep();
         }

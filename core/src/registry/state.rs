@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 
 use super::channels::Channels;
+use super::cluster::Membership;
 use super::directory::Directory;
 use super::health::Health;
 use super::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct RegistryState {
     pub(super) sessions: Arc<Semaphore>,
     /// Flips to `true` when the registry starts shutting down.
     pub(super) shutdown_rx: watch::Receiver<bool>,
+    /// This registry's place in the cluster, once it gossips (set once, at start).
+    pub(super) cluster: std::sync::OnceLock<Membership>,
 }
 
 impl RegistryState {
@@ -80,6 +83,7 @@ impl RegistryState {
             registry_id: Arc::from(registry_id),
             next_session: AtomicU64::new(0),
             shutdown_rx,
+            cluster: std::sync::OnceLock::new(),
         }))
     }
 
