@@ -96,8 +96,9 @@ class Netget:
     Registry options: ``listen`` (``"127.0.0.1:0"`` picks a free port), ``data_dir``,
     ``networks``, ``session_timeout``, ``config`` (a ``netget.toml``), ``cors``, ``tls_cert``,
     ``tls_key``, ``registry_nodes`` (peer registries whose cluster it joins) and ``filter`` (a
-    function or ``async def`` seeing every handshake and registration). Options of members (services and clients): ``metadata`` (``name``,
-    ``address``, ``tags``, ``version``, ``id``, ``weight`` and any other keys), ``network``,
+    function or ``async def`` seeing every handshake and registration). Options of members
+    (services and clients): ``metadata`` (``name``, ``address``, ``tags``, ``version``, ``id``,
+    ``weight`` and any other keys), ``network``,
     ``registry_nodes``, ``health``, ``token``, ``tls`` (``{"ca": "ca.pem"}``), ``verify``,
     ``trusted_keys``, ``key`` / ``key_file``, ``data_dir``, ``request_timeout``.
     """
