@@ -608,6 +608,11 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Where it lives: its network, service and id.
+    pub fn key(&self) -> InstanceKey {
+        (self.network.clone(), self.name.clone(), self.id.clone())
+    }
+
     /// Builds the instance a registration describes.
     pub fn from_registration(
         network: NetworkName,

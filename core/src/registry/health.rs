@@ -96,11 +96,7 @@ impl Health {
     /// Starts (or keeps, or restarts with a new definition, or stops) the check of an instance
     /// that was just registered.
     pub fn track(self: &Arc<Self>, instance: &Instance) {
-        let key = (
-            instance.network.clone(),
-            instance.name.clone(),
-            instance.id.clone(),
-        );
+        let key = instance.key();
         let mut tasks = self.lock();
         // Checks end on their own when their instance goes; their handles are swept here, but
         // only when the map has doubled since the last sweep, so tracking stays O(1) amortized

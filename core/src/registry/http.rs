@@ -204,8 +204,7 @@ async fn health(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> 
 
 /// The cluster at a glance, when this registry gossips.
 async fn cluster_summary(s: &RegistryState) -> Option<ClusterSummary> {
-    let members = s.cluster.get()?.members().await;
-    Some(ClusterSummary::of(&members))
+    Some(ClusterSummary::of(&s.cluster_members().await?))
 }
 
 async fn networks(
@@ -221,10 +220,7 @@ async fn networks(
 
 /// The registries of this one's cluster, as gossip shows them (this one first).
 async fn cluster(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> {
-    let members = match s.cluster.get() {
-        Some(m) => m.members().await,
-        None => Vec::new(),
-    };
+    let members = s.cluster_members().await.unwrap_or_default();
     Json(serde_json::json!({ "registryId": s.registry_id, "members": members }))
 }
 

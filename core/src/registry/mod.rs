@@ -72,10 +72,7 @@ impl RegistryHandle {
     /// The registries of its cluster as gossip shows them (this one first); empty when it
     /// does not gossip.
     pub async fn cluster_members(&self) -> Vec<Member> {
-        match self.state.cluster.get() {
-            Some(m) => m.members().await,
-            None => Vec::new(),
-        }
+        self.state.cluster_members().await.unwrap_or_default()
     }
 
     /// The registry's id.

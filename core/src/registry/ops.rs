@@ -313,7 +313,7 @@ pub(crate) async fn register(
     if let Caller::Http(_) = caller {
         let stored = state.store.put_rest(&done.instance, ttl, digest.as_deref());
         if let Err(e) = stored.await {
-            state.directory.evict(&key_of(&done.instance));
+            state.directory.evict(&done.instance.key());
             return Err(e);
         }
     }
@@ -395,14 +395,6 @@ fn lifetime(
         return Err(Error::InvalidInput("ttl must be more than 0".into()));
     }
     Ok(ttl)
-}
-
-fn key_of(instance: &Instance) -> InstanceKey {
-    (
-        instance.network.clone(),
-        instance.name.clone(),
-        instance.id.clone(),
-    )
 }
 
 /// Removes an instance on its owner's request.

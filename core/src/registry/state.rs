@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 
 use super::channels::Channels;
-use super::cluster::Membership;
+use super::cluster::{Member, Membership};
 use super::directory::Directory;
 use super::health::Health;
 use super::metrics::Metrics;
@@ -90,6 +90,12 @@ impl RegistryState {
     /// A fresh session id.
     pub(super) fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The registries of this one's cluster as gossip shows them (this one first); `None` when
+    /// it does not gossip.
+    pub(super) async fn cluster_members(&self) -> Option<Vec<Member>> {
+        Some(self.cluster.get()?.members().await)
     }
 
     /// Sessions open right now.

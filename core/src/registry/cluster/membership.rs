@@ -5,7 +5,7 @@
 //! `url` (what peers and clients dial), `policies` (a digest of its networks and their
 //! policies, so registries configured differently can be told apart) and `ready`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chitchat::transport::UdpTransport;
@@ -117,15 +117,13 @@ impl Membership {
         } else {
             listen
         };
-        let mut seeds = Vec::new();
-        for peer in &cluster.join {
-            let seed = gossip_seed(peer)?;
-            // A seed that does not resolve now may later; chitchat retries it.
-            if seed.to_socket_addrs().is_err() {
-                tracing::warn!(peer, "a peer registry does not resolve yet");
-            }
-            seeds.push(seed);
-        }
+        // Resolved (and re-resolved, for peers not up yet) by chitchat's own DNS loop: no
+        // blocking lookup here, on the runtime, at start-up.
+        let seeds = cluster
+            .join
+            .iter()
+            .map(|peer| gossip_seed(peer))
+            .collect::<Result<Vec<_>>>()?;
         let generation = u64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 pub use super::owner::Owner;
 pub use crate::model::InstanceKey;
 use service::{
-    next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer, NETWORK_FEED_BUFFER,
+    memo, next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer, NETWORK_FEED_BUFFER,
 };
 pub use service::{Change, Memo, WatchReceiver};
 
@@ -203,11 +203,7 @@ impl Directory {
                 v.insert(self.new_service(&instance.network))
             }
         };
-        let key = (
-            instance.network.clone(),
-            instance.name.clone(),
-            instance.id.clone(),
-        );
+        let key = instance.key();
         let mut scheduled = None;
         let created = match service.instances.get(&key.2) {
             Some(old) => {
@@ -523,8 +519,8 @@ impl Directory {
                 .ok_or_else(|| Error::unknown_network(network.as_str()))?;
             match services.get(name) {
                 Some(service) => {
-                    if let Some(t) = service.answer.get().and_then(|m| m.downcast_ref::<T>()) {
-                        return Ok(t.clone());
+                    if let Some(t) = memo(&service.answer) {
+                        return Ok(t);
                     }
                     (service.matching(true, &[]), Some(service.generation))
                 }

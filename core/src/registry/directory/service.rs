@@ -156,6 +156,11 @@ pub type WatchReceiver = broadcast::Receiver<Change>;
 /// directory stores it without knowing what it is.
 pub type Memo = Arc<dyn Any + Send + Sync>;
 
+/// The memo of type `T` in `slot`, if one is kept.
+pub(super) fn memo<T: Clone + 'static>(slot: &std::sync::OnceLock<Memo>) -> Option<T> {
+    slot.get().and_then(|m| m.downcast_ref::<T>()).cloned()
+}
+
 /// The memo of type `T` in `slot`, derived and kept on first use. Two first users at once may
 /// both derive it (both results are the same; one is kept). A slot that holds another type (two
 /// readers with different encodings) is derived afresh each time: correct, only not shared.
@@ -163,8 +168,8 @@ pub(super) fn memoized<T: Clone + Send + Sync + 'static>(
     slot: &std::sync::OnceLock<Memo>,
     derive: impl FnOnce() -> T,
 ) -> T {
-    if let Some(t) = slot.get().and_then(|m| m.downcast_ref::<T>()) {
-        return t.clone();
+    if let Some(t) = memo(slot) {
+        return t;
     }
     let t = derive();
     let _ = slot.set(Arc::new(t.clone()));
