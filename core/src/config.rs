@@ -94,6 +94,12 @@ pub struct ClusterConfig {
     pub gossip_interval: Duration,
     /// Which cluster this registry belongs to: registries of another cluster are ignored.
     pub name: String,
+    /// Public keys (standard base64, as `netget.toml` lists them) of the registries allowed to
+    /// open a replication link to this one. Empty: peers on loopback addresses only.
+    pub keys: Vec<String>,
+    /// How long a peer registry's instances stay discoverable here after its replication link
+    /// is lost, waiting for the link to return or their nodes to fail over.
+    pub grace: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -104,6 +110,8 @@ impl Default for ClusterConfig {
             advertise: None,
             gossip_interval: Duration::from_millis(500),
             name: "netget".into(),
+            keys: Vec::new(),
+            grace: Duration::from_secs(5),
         }
     }
 }
@@ -228,6 +236,22 @@ impl RegistryConfig {
             })?);
         }
         c.cluster.advertise = file.advertise;
+        if let Some(cluster) = file.cluster {
+            for key in &cluster.keys {
+                crate::identity::verify_public_key(key).map_err(|e| {
+                    Error::InvalidInput(format!(
+                        "[cluster] keys: {key:?} is not a registry's public key: {e}"
+                    ))
+                })?;
+            }
+            c.cluster.keys = cluster.keys;
+            if let Some(g) = cluster.grace {
+                c.cluster.grace = g.0;
+            }
+            if let Some(n) = cluster.name {
+                c.cluster.name = n;
+            }
+        }
         if !file.network.is_empty() {
             c.networks = file
                 .network
@@ -311,11 +335,23 @@ struct FileConfig {
     gossip_listen: Option<String>,
     /// The URL peers should use for this registry.
     advertise: Option<String>,
+    cluster: Option<FileCluster>,
     #[serde(default)]
     network: Vec<FileNetwork>,
     cors: Option<FileCors>,
     tls: Option<FileTls>,
     limits: Option<FileLimits>,
+}
+
+/// `[cluster]`: who may replicate with this registry, and for how long a lost peer's
+/// instances are kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCluster {
+    #[serde(default)]
+    keys: Vec<String>,
+    grace: Option<WireDuration>,
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -457,6 +493,10 @@ name = "staging"
 policy = "keys"
 keys = [{ public_key = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", services = ["orders", "billing"] }]
 
+[cluster]
+keys = ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="]
+grace = "3s"
+
 [cors]
 allowed_origins = ["http://localhost:3000"]
 
@@ -481,6 +521,8 @@ session_timeout = "2s"
             c.cluster.gossip_listen,
             Some("127.0.0.1:7709".parse().unwrap())
         );
+        assert_eq!(c.cluster.keys.len(), 1);
+        assert_eq!(c.cluster.grace, Duration::from_secs(3));
         assert_eq!(c.limits.session_rate, 50);
         assert_eq!(c.session_timeout, Duration::from_secs(2));
     }
@@ -494,6 +536,7 @@ session_timeout = "2s"
             ("bogus = 1\n", "unknown field"),
             ("[[network]]\nname = \"p\"\npolicy = \"token\"\ntokens = [\"short\"]\n", "at least 8"),
             ("[[network]]\nname = \"s\"\npolicy = \"keys\"\nkeys = [{ public_key = \"nope\" }]\n", "publicKey"),
+            ("[cluster]\nkeys = [\"nope\"]\n", "not a registry's public key"),
         ] {
             let e = RegistryConfig::from_toml(text, base).err().unwrap_or_else(|| panic!("{text} parsed"));
             assert!(e.to_string().contains(needle), "{text}: {e}");

@@ -128,9 +128,14 @@ impl NodeKey {
 
     /// A short id for this key: what a registry uses as its id.
     pub fn short_id(&self) -> String {
-        let digest = Sha256::digest(self.signing.verifying_key().as_bytes());
-        URL_SAFE_NO_PAD.encode(&digest[..9])
+        short_id_of(&self.signing.verifying_key())
     }
+}
+
+/// The short id of a public key (what a registry with that key uses as its id).
+pub fn short_id_of(key: &VerifyingKey) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..9])
 }
 
 /// Parses a public key (standard base64 of 32 bytes) and checks it is a valid Ed25519 point.

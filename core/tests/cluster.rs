@@ -1,6 +1,6 @@
 //! The registry cluster's membership: registries that join one another see each other live over
 //! gossip (UDP on loopback), in-process and as `netget registry --join` processes, and say so on
-//! `/v1/cluster` and in `netget cluster`. (Replication between registries is not built yet.)
+//! `/v1/cluster` and in `netget cluster`. (Replication is tested in `replication.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

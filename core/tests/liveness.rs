@@ -102,7 +102,7 @@ async fn nodes_fail_over_to_the_second_registry_when_the_first_is_killed() {
     assert_eq!(
         count(&rest_b, "orders").await,
         0,
-        "registries do not replicate yet: B learns only by failover"
+        "registries that are not in a cluster do not replicate: B learns only by failover"
     );
 
     first.signal("KILL");

@@ -565,7 +565,10 @@ impl Actor {
             ServerMessage::NetworkSnapshot { .. }
             | ServerMessage::Pong { .. }
             | ServerMessage::Challenge { .. }
-            | ServerMessage::Welcome { .. } => {}
+            | ServerMessage::Welcome { .. }
+            // Only sent on a registry's replication link, never to a node.
+            | ServerMessage::Replica { .. }
+            | ServerMessage::Relay { .. } => {}
         }
     }
 

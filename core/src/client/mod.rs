@@ -15,7 +15,7 @@
 
 mod actor;
 mod cache;
-mod connection;
+pub(crate) mod connection;
 mod options;
 pub mod rest;
 

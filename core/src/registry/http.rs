@@ -196,7 +196,10 @@ async fn health(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> 
         "sessions": s.open_sessions(),
         "instances": instances,
     });
+    // Ready: serving the whole directory (in a cluster: every live peer's snapshot loaded).
+    body["ready"] = serde_json::json!(true);
     if let Some(cluster) = cluster_summary(&s).await {
+        body["ready"] = serde_json::json!(cluster.ready);
         body["cluster"] = serde_json::json!(cluster);
     }
     Json(body)

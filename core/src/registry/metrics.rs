@@ -52,6 +52,13 @@ pub struct Metrics {
     pub rejected: Family<Labels, Counter>,
     /// Channel messages published.
     pub channel_messages: Counter,
+    /// Replication frames, by direction (`sent`, `received`) and kind (`delta`, `snapshot`,
+    /// `relay`).
+    replication: Family<Labels, Counter>,
+    /// Times a gap in a peer's revisions made this registry reload its snapshot.
+    pub replication_repairs: Counter,
+    /// How many revisions of each live peer are not applied here yet; read at scrape.
+    replication_lag: Family<Labels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +100,9 @@ impl Metrics {
             check_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             rejected: Family::default(),
             channel_messages: Counter::default(),
+            replication: Family::default(),
+            replication_repairs: Counter::default(),
+            replication_lag: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Open WebSocket sessions", m.sessions.clone());
@@ -161,6 +171,21 @@ impl Metrics {
             "Channel messages published",
             m.channel_messages.clone(),
         );
+        registry.register(
+            "replication_frames",
+            "Replication frames between registries, by direction and kind",
+            m.replication.clone(),
+        );
+        registry.register(
+            "replication_repairs",
+            "Snapshots reloaded because a peer's revision showed a gap",
+            m.replication_repairs.clone(),
+        );
+        registry.register(
+            "replication_lag_revisions",
+            "Revisions of each live peer registry not applied here yet",
+            m.replication_lag.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -224,6 +249,16 @@ impl Metrics {
         };
     }
 
+    /// Counts one replication frame.
+    pub fn replication_frame(&self, direction: &'static str, kind: &'static str) {
+        self.replication
+            .get_or_create(&vec![
+                ("direction", direction.to_string()),
+                ("kind", kind.to_string()),
+            ])
+            .inc();
+    }
+
     /// Records one health check.
     pub fn checked(&self, kind: &'static str, result: &'static str, took: Duration) {
         self.checks
@@ -246,6 +281,11 @@ impl Metrics {
     ) -> String {
         self.sessions.set(sessions as i64);
         if let Some(c) = cluster {
+            for (peer, lag) in &c.lag {
+                self.replication_lag
+                    .get_or_create(&vec![("peer", peer.clone())])
+                    .set(i64::try_from(*lag).unwrap_or(i64::MAX));
+            }
             for (state, n) in [("live", c.live), ("dead", c.dead)] {
                 self.cluster_members
                     .get_or_create(&vec![("state", state.to_string())])

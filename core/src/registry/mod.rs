@@ -100,13 +100,37 @@ impl RegistryHandle {
         &self.state.directory
     }
 
+    /// Fault injection (behind the `testsuite` feature): the next `n` delta frames this
+    /// registry's replication links would send are dropped, as a lost message would be, so
+    /// tests can show the revision check repairing the gap.
+    #[cfg(feature = "testsuite")]
+    pub fn drop_replication_frames(&self, n: usize) {
+        self.state
+            .links
+            .drop_frames
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Stops accepting, closes every session (removing its instances), answers in-flight
     /// requests, and returns once all of that is done.
     pub async fn shutdown(self) -> Result<()> {
-        let _ = self.shutdown_tx.send(true);
-        self.task
+        let closed = self.state.store.closed();
+        let RegistryHandle {
+            state,
+            shutdown_tx,
+            task,
+            ..
+        } = self;
+        let _ = shutdown_tx.send(true);
+        let stopped = task
             .await
-            .map_err(|e| Error::Internal(format!("registry task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("registry task failed: {e}")));
+        drop(state);
+        // The store lets go of its file once the last holder of the registry's state has (a
+        // lingering connection holds it a moment longer): waited for, bounded, so a registry
+        // started again at once on the same data dir finds it free.
+        let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
+        stopped?
     }
 
     /// Waits until the registry stops (after a shutdown signal from elsewhere).
@@ -165,6 +189,7 @@ impl Registry {
             addr,
             &url,
             cluster::policies_digest(&state.config.networks),
+            state.epoch,
         )
         .await?;
         if let Some(m) = membership {
@@ -212,6 +237,7 @@ async fn run(
 ) -> Result<()> {
     tracing::info!(addr = ?axum::serve::Listener::local_addr(&listener).ok().map(|a| a.0), tls = listener.is_tls(), registry = %state.registry_id, "registry listening");
     let reaper = tokio::spawn(reap(state.clone()));
+    let followers = tokio::spawn(cluster::follow_peers(state.clone()));
     let app = http::router(state.clone());
     let serve = axum::serve(
         listener,
@@ -220,6 +246,9 @@ async fn run(
     .with_graceful_shutdown(shutdown);
     let served = serve.await;
     reaper.abort();
+    // It ends its links itself on the shutdown signal; waited for so that nothing holds the
+    // registry's state (and its store's lock) once `shutdown` returns.
+    let _ = followers.await;
     state.health.stop_all();
     if let Some(m) = state.cluster.get() {
         m.stop();

@@ -306,7 +306,7 @@ pub(crate) async fn register(
     let owner = caller.owner(ttl);
     let digest = match &owner {
         Owner::Rest { token, .. } => token.clone(),
-        Owner::Session { .. } => None,
+        Owner::Session { .. } | Owner::Peer { .. } => None,
     };
     let done = state.directory.register(instance, owner)?;
     // 8. The durable record.
@@ -501,8 +501,9 @@ pub(crate) fn subscribe(
     Ok(state.channels.subscribe(network, channel))
 }
 
-/// Publishes on a channel of a network once the filter allows it; how many subscribers (on this
-/// registry) it was handed to.
+/// Publishes on a channel of a network once the filter allows it, here and (through the
+/// replication links) on every peer registry; how many subscribers on this registry it was
+/// handed to.
 pub(crate) async fn publish(
     state: &RegistryState,
     caller: Caller<'_>,
@@ -521,14 +522,19 @@ pub(crate) async fn publish(
         Caller::Session(s, _) => Some(s.public_key.clone()),
         Caller::Http(_) => None,
     };
-    let delivered = state.channels.publish(
-        network,
-        ChannelMessage {
-            channel,
-            data,
-            from,
-        },
-    );
+    let message = ChannelMessage {
+        channel,
+        data,
+        from,
+    };
+    // Peers deliver it to their own subscribers (only when a link is open to take it).
+    if state.links.relay.receiver_count() > 0 {
+        let _ = state.links.relay.send(super::cluster::Relayed {
+            network: network.clone(),
+            message: Arc::new(message.clone()),
+        });
+    }
+    let delivered = state.channels.publish(network, message);
     state.metrics.channel_messages.inc();
     Ok(delivered)
 }
@@ -582,4 +588,125 @@ pub(crate) fn restore(state: &Arc<RegistryState>, loaded: Loaded) {
     state
         .directory
         .on_rest_removed(move |instance| store.forget_rest(instance));
+}
+
+/// A peer registry's replication link, after its handshake ([`admit_peer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct PeerCaller {
+    /// The peer's registry id (derived from the key it proved).
+    pub registry: Arc<str>,
+}
+
+/// Admits a peer registry's replication link: this registry is in a cluster, the hello names
+/// that cluster (in its `network` field), is signed by the key it presents, and the key is
+/// allowed: listed under `[cluster] keys`, or — when none are listed — any key from a loopback
+/// address, so a cluster on one machine works without configuration.
+pub(crate) fn admit_peer(state: &RegistryState, hello: &Hello<'_>) -> Result<PeerCaller> {
+    let cluster = &state.config.cluster;
+    if state.cluster.get().is_none() {
+        return Err(Error::Forbidden(
+            "this registry is not in a cluster, so it takes no replication links; start it with --join or --gossip-listen".into(),
+        ));
+    }
+    if hello.network.as_str() != cluster.name {
+        return Err(Error::Forbidden(format!(
+            "this registry is in cluster {:?}, not {:?}",
+            cluster.name,
+            hello.network.as_str()
+        )));
+    }
+    let key = identity::verify_public_key(hello.public_key)?;
+    identity::verify(
+        hello.public_key,
+        &identity::hello_payload(&state.registry_id, hello.network.as_str(), hello.nonce),
+        hello.signature,
+    )?;
+    if cluster.keys.is_empty() {
+        if !hello.remote.ip().is_loopback() {
+            return Err(Error::Unauthorized(format!(
+                "no [cluster] keys are configured, so replication links are taken from loopback addresses only, not {}; list the peer's registry key under [cluster] keys",
+                hello.remote.ip()
+            )));
+        }
+    } else if !cluster.keys.iter().any(|k| k == hello.public_key) {
+        return Err(Error::Unauthorized(format!(
+            "registry key {} is not among this cluster's [cluster] keys",
+            hello.public_key
+        )));
+    }
+    let registry = identity::short_id_of(&key);
+    if *registry == *state.registry_id {
+        return Err(Error::Forbidden(
+            "a registry does not replicate with itself".into(),
+        ));
+    }
+    Ok(PeerCaller {
+        registry: Arc::from(registry),
+    })
+}
+
+/// Applies one change a peer replicated of an instance it owns: step 7 only (the owner ran
+/// the others), as a replica that runs no TTL or check here. A put over an instance this
+/// registry owns is taken only when it is the same node's (it moved to the peer); otherwise
+/// the owner here keeps it (`NETGET_FORBIDDEN`).
+pub(crate) fn replicate(
+    state: &RegistryState,
+    peer: &PeerCaller,
+    change: crate::wire::ReplicaChange,
+) -> Result<()> {
+    use crate::wire::{ReplicaChange, ReplicaOrigin};
+    match change {
+        ReplicaChange::Put { instance, origin } => {
+            let origin = match origin {
+                ReplicaOrigin::Session { public_key } => Owner::Session {
+                    session: 0,
+                    key: public_key,
+                },
+                ReplicaOrigin::Rest { ttl_ms, token } => Owner::Rest {
+                    ttl: ttl_ms.map(Duration::from_millis),
+                    token,
+                },
+            };
+            let mut instance = Arc::unwrap_or_clone(instance);
+            // A peer speaks only for what it owns.
+            instance.registry = peer.registry.clone();
+            let owner = Owner::Peer {
+                registry: peer.registry.clone(),
+                origin: Box::new(origin),
+            };
+            state.directory.register(instance, owner)?;
+        }
+        ReplicaChange::Remove { network, name, id } => {
+            state
+                .directory
+                .remove_replica(&(network, name, id), &peer.registry);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the replicas of `peer` not in `keep`: what its snapshot no longer holds, or all of
+/// them once its link stayed down past the grace period. Their nodes, if alive, have
+/// registered elsewhere by then. Returns how many went.
+pub(crate) fn forget_replicas(
+    state: &RegistryState,
+    peer: &str,
+    keep: &HashSet<InstanceKey>,
+) -> usize {
+    let removed = state.directory.remove_replicas_of(peer, keep);
+    state.metrics.deregistered("peer", removed);
+    removed
+}
+
+/// Hands a channel message a peer relayed to this registry's own subscribers (and to no other
+/// registry: each relays only what was published on it, so nothing loops). How many got it.
+pub(crate) fn deliver_relayed(
+    state: &RegistryState,
+    network: &NetworkName,
+    message: ChannelMessage,
+) -> usize {
+    if state.directory.check_network(network).is_err() {
+        return 0;
+    }
+    state.channels.publish(network, message)
 }

@@ -29,7 +29,7 @@ use crate::wire::{encode, ClientMessage, ResultData, ServerMessage};
 const OUTBOX: usize = 1024;
 
 /// WebSocket close codes used by the registry (PROTOCOL.md, "Closing").
-mod close {
+pub(super) mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const POLICY: u16 = 1008;
@@ -81,7 +81,10 @@ pub async fn serve(
         broken: false,
     };
     let outcome = match session.handshake(&mut stream).await {
-        Ok(me) => session.run(&mut stream, me).await,
+        Ok(Admitted::Node(me)) => session.run(&mut stream, me).await,
+        Ok(Admitted::Peer(peer)) => {
+            super::cluster::serve_link(&shared, &peer, &out_tx, &mut stream).await
+        }
         Err((code, e)) => {
             let _ = out_tx.try_send(text(&ServerMessage::error(None, &e)));
             (code, e.to_string())
@@ -105,6 +108,9 @@ pub async fn serve(
         writer.abort();
     }
     drop(permit);
+    // Nothing of the registry is needed from here on; a registry shutting down must not wait
+    // for lingering connections to let go of its state (and its store's lock).
+    drop(shared);
     // Closing a socket whose peer's bytes are still unread makes the kernel reset the
     // connection, and the reset can destroy what was sent last (the close frame, the answers
     // before it) before the peer reads it: a flooding peer saw "connection reset" instead of
@@ -120,7 +126,7 @@ pub async fn serve(
     tracing::debug!(session = session_id, code, reason, "session closed");
 }
 
-fn text(m: &ServerMessage) -> Message {
+pub(super) fn text(m: &ServerMessage) -> Message {
     Message::Text(Utf8Bytes::from(m.to_text()))
 }
 
@@ -196,14 +202,22 @@ struct Session {
     broken: bool,
 }
 
-type Stream = futures_util::stream::SplitStream<WebSocket>;
+pub(super) type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+/// Who a handshake admitted.
+enum Admitted {
+    /// A node, to its network.
+    Node(SessionCaller),
+    /// A peer registry of the cluster, for its replication link.
+    Peer(ops::PeerCaller),
+}
 
 impl Session {
     /// Sends the challenge and checks the hello. Errors carry the close code to use.
     async fn handshake(
         &mut self,
         stream: &mut Stream,
-    ) -> std::result::Result<SessionCaller, (u16, Error)> {
+    ) -> std::result::Result<Admitted, (u16, Error)> {
         let nonce = identity::new_nonce().map_err(|e| (close::POLICY, e))?;
         let timeout = self.shared.config.handshake_timeout;
         let challenge = ServerMessage::Challenge {
@@ -269,21 +283,40 @@ impl Session {
                 )),
             ));
         }
-        let policy = ops::admit(
-            &self.shared,
-            Hello {
-                network: &network,
-                public_key: &public_key,
-                signature: &signature,
-                nonce: &nonce,
-                token: token.as_deref(),
-                node_type,
-                origin: self.origin.clone(),
-                remote: self.remote,
-            },
-        )
-        .await
-        .map_err(|e| (close::POLICY, e))?;
+        let peer = node_type.as_deref() == Some("registry");
+        let hello = Hello {
+            network: &network,
+            public_key: &public_key,
+            signature: &signature,
+            nonce: &nonce,
+            token: token.as_deref(),
+            node_type,
+            origin: self.origin.clone(),
+            remote: self.remote,
+        };
+        let policy = if peer {
+            let admitted = ops::admit_peer(&self.shared, &hello).map_err(|e| (close::POLICY, e))?;
+            self.welcome(&network, "cluster").await;
+            return Ok(Admitted::Peer(admitted));
+        } else {
+            ops::admit(&self.shared, hello)
+                .await
+                .map_err(|e| (close::POLICY, e))?
+        };
+        self.welcome(&network, policy).await;
+        tracing::debug!(session = self.id, %network, "handshake done");
+        Ok(Admitted::Node(SessionCaller {
+            id: self.id,
+            network,
+            public_key: Arc::from(public_key),
+            token,
+            origin: self.origin.clone(),
+            remote: self.remote,
+        }))
+    }
+
+    /// Sends the welcome that ends a handshake.
+    async fn welcome(&mut self, network: &NetworkName, policy: &str) {
         let welcome = ServerMessage::Welcome {
             session_id: self.id,
             network: network.clone(),
@@ -293,15 +326,6 @@ impl Session {
             policy: Some(policy.to_string()),
         };
         self.send(&welcome).await;
-        tracing::debug!(session = self.id, %network, "handshake done");
-        Ok(SessionCaller {
-            id: self.id,
-            network,
-            public_key: Arc::from(public_key),
-            token,
-            origin: self.origin.clone(),
-            remote: self.remote,
-        })
     }
 
     /// Reads requests until the peer leaves, goes silent, misbehaves, or the registry stops.
@@ -737,7 +761,7 @@ fn close_code_for(e: &Error) -> u16 {
 }
 
 /// Resolves once the registry starts shutting down.
-async fn stopping(shutdown_rx: &mut tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn stopping(shutdown_rx: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send; drop it inside this fn.
     let _ = shutdown_rx.wait_for(|s| *s).await.is_ok();
 }

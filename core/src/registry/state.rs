@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 
 use super::channels::Channels;
-use super::cluster::{Member, Membership};
+use super::cluster::{Links, Member, Membership};
 use super::directory::Directory;
 use super::health::Health;
 use super::metrics::Metrics;
@@ -31,6 +31,11 @@ pub struct RegistryState {
     pub(super) config: RegistryConfig,
     /// The registry's id (derived from its key): what nodes sign, what instances carry.
     pub(super) registry_id: Arc<str>,
+    /// The registry's key: it signs this registry's hello on the replication links it opens.
+    pub(super) key: NodeKey,
+    /// This run of the registry (its start time, ms since the Unix epoch): its gossip generation,
+    /// and what its revisions count in.
+    pub(super) epoch: u64,
     /// Policies, name claims and per-IP limits.
     pub(super) guard: Guard,
     /// Publish/subscribe channels.
@@ -49,6 +54,8 @@ pub struct RegistryState {
     pub(super) shutdown_rx: watch::Receiver<bool>,
     /// This registry's place in the cluster, once it gossips (set once, at start).
     pub(super) cluster: std::sync::OnceLock<Membership>,
+    /// Its replication links to its peers, as it follows them.
+    pub(super) links: Links,
 }
 
 impl RegistryState {
@@ -81,9 +88,12 @@ impl RegistryState {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             config,
             registry_id: Arc::from(registry_id),
+            key,
+            epoch: crate::model::now_millis(),
             next_session: AtomicU64::new(0),
             shutdown_rx,
             cluster: std::sync::OnceLock::new(),
+            links: Links::default(),
         }))
     }
 
@@ -95,7 +105,13 @@ impl RegistryState {
     /// The registries of this one's cluster as gossip shows them (this one first); `None` when
     /// it does not gossip.
     pub(super) async fn cluster_members(&self) -> Option<Vec<Member>> {
-        Some(self.cluster.get()?.members().await)
+        let mut members = self.cluster.get()?.members().await;
+        for m in members.iter_mut().filter(|m| !m.this) {
+            let link = self.links.get(&m.id);
+            m.linked = link.linked;
+            m.replicated = link.applied.filter(|_| link.epoch == Some(m.epoch));
+        }
+        Some(members)
     }
 
     /// Sessions open right now.

@@ -240,6 +240,28 @@ pub enum ServerMessage {
         /// The ping's id.
         id: u64,
     },
+    /// Cluster only, on a replication link (a session of node type `registry`): changes of the
+    /// instances the sending registry owns.
+    Replica {
+        /// Which run of the sending registry its revisions count in (its start time, ms).
+        epoch: u64,
+        /// The sender's revision once these changes are applied.
+        revision: u64,
+        /// Set on the frames of a snapshot; a snapshot's frames are never interleaved with
+        /// other changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<super::SnapshotPart>,
+        /// The changes, at most one per instance.
+        changes: Vec<super::ReplicaChange>,
+    },
+    /// Cluster only, on a replication link: a message published on a channel of the sending
+    /// registry, for the receiver's own subscribers.
+    Relay {
+        /// The channel's network.
+        network: NetworkName,
+        /// The message.
+        message: ChannelMessage,
+    },
 }
 
 /// The payload of a `result`, by request type.

@@ -6,11 +6,14 @@
 //! - `decode`: the direct decoder of the frames clients receive most.
 //! - `encode`: encodings made once and shared (cached discovery answers, event frames).
 //! - `json`: JSON helpers (compact writing from any deserializer, read-ahead maps).
+//! - `replica`: what a registry's replication link carries to its peers (cluster only).
 
 mod decode;
 pub mod encode;
 pub(crate) mod json;
 mod messages;
+mod replica;
 
 pub use encode::EncodedAnswer;
 pub use messages::{ClientMessage, ResultData, ServerMessage, CLIENT_TYPES, DEFAULT_MAX_FRAME};
+pub use replica::{ReplicaChange, ReplicaOrigin, SnapshotPart};

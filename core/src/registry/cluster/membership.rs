@@ -1,9 +1,11 @@
 //! Who is in the cluster: a chitchat node per registry, gossiping on UDP.
 //!
 //! A registry's chitchat id is its registry id, with its start time as the generation (a
-//! restarted registry is a new generation of the same member). The keys it publishes:
-//! `url` (what peers and clients dial), `policies` (a digest of its networks and their
-//! policies, so registries configured differently can be told apart) and `ready`.
+//! restarted registry is a new generation of the same member, and its epoch). The keys it
+//! publishes: `url` (what peers and clients dial), `policies` (a digest of its networks and
+//! their policies, so registries configured differently can be told apart), `revision` (how
+//! many changes of its own instances it has made, so followers can tell a gap) and `ready`
+//! (it has loaded every live peer's snapshot).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +33,16 @@ pub struct Member {
     pub policies: Option<String>,
     /// Whether it is this registry.
     pub this: bool,
+    /// Its run (start time, ms): what its revisions count in.
+    pub epoch: u64,
+    /// Its revision as it last gossiped it.
+    pub revision: Option<u64>,
+    /// Whether it serves the cluster's whole directory (has loaded every live peer's snapshot).
+    pub ready: bool,
+    /// Whether this registry follows it over an open replication link (its snapshot loaded).
+    pub linked: bool,
+    /// Its revision as applied here (same epoch only).
+    pub replicated: Option<u64>,
 }
 
 /// The cluster at a glance, for `/health` and `/metrics`.
@@ -44,6 +56,12 @@ pub struct ClusterSummary {
     /// Live peers whose networks or policies differ from this registry's, by id: they would
     /// answer the same request differently.
     pub policies_differ: Vec<String>,
+    /// Whether this registry serves the cluster's whole directory.
+    pub ready: bool,
+    /// Live peers not followed over an open replication link, by id.
+    pub unlinked: Vec<String>,
+    /// Revisions of each live, followed peer not applied here yet, by id.
+    pub lag: Vec<(String, u64)>,
 }
 
 impl ClusterSummary {
@@ -53,13 +71,28 @@ impl ClusterSummary {
             .iter()
             .find(|m| m.this)
             .and_then(|m| m.policies.clone());
+        let live_peers = || members.iter().filter(|m| m.live && !m.this);
         ClusterSummary {
             live: members.iter().filter(|m| m.live).count(),
             dead: members.iter().filter(|m| !m.live).count(),
-            policies_differ: members
-                .iter()
-                .filter(|m| m.live && !m.this && m.policies != mine)
+            policies_differ: live_peers()
+                .filter(|m| m.policies != mine)
                 .map(|m| m.id.clone())
+                .collect(),
+            ready: members.iter().any(|m| m.this && m.ready),
+            unlinked: live_peers()
+                .filter(|m| !m.linked)
+                .map(|m| m.id.clone())
+                .collect(),
+            lag: live_peers()
+                .filter(|m| m.linked)
+                .map(|m| {
+                    let behind = m
+                        .revision
+                        .unwrap_or(0)
+                        .saturating_sub(m.replicated.unwrap_or(0));
+                    (m.id.clone(), behind)
+                })
                 .collect(),
         }
     }
@@ -106,6 +139,7 @@ impl Membership {
         http: SocketAddr,
         url: &str,
         policies: String,
+        epoch: u64,
     ) -> Result<Option<Membership>> {
         if !cluster.enabled() {
             return Ok(None);
@@ -124,13 +158,7 @@ impl Membership {
             .iter()
             .map(|peer| gossip_seed(peer))
             .collect::<Result<Vec<_>>>()?;
-        let generation = u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
-        )
-        .unwrap_or(0);
+        let generation = epoch;
         let config = ChitchatConfig {
             chitchat_id: ChitchatId::new(registry_id.to_string(), generation, listen),
             cluster_id: cluster.name.clone(),
@@ -152,7 +180,8 @@ impl Membership {
         let keys = vec![
             ("url".to_string(), advertised),
             ("policies".to_string(), policies.clone()),
-            ("ready".to_string(), "true".to_string()),
+            ("revision".to_string(), "0".to_string()),
+            ("ready".to_string(), "false".to_string()),
         ];
         let handle = spawn_chitchat(config, keys, &UdpTransport)
             .await
@@ -186,10 +215,37 @@ impl Membership {
                 live: live.contains(id),
                 policies: state.get("policies").map(str::to_string),
                 this: id == &me,
+                epoch: id.generation_id,
+                revision: state.get("revision").and_then(|r| r.parse().ok()),
+                ready: state.get("ready") == Some("true"),
+                linked: false,
+                replicated: None,
             })
             .collect();
+        // A restarted registry is a new generation of the same id: show the newest (or the
+        // live one) only.
+        members.sort_by(|a, b| {
+            a.id.cmp(&b.id)
+                .then_with(|| b.live.cmp(&a.live))
+                .then_with(|| b.epoch.cmp(&a.epoch))
+        });
+        members.dedup_by(|later, first| later.id == first.id);
         members.sort_by(|a, b| b.this.cmp(&a.this).then_with(|| a.id.cmp(&b.id)));
         members
+    }
+
+    /// Publishes this registry's revision and readiness (when they changed).
+    pub(crate) async fn publish(&self, revision: u64, ready: bool) {
+        let chitchat = self.handle.chitchat();
+        let mut chitchat = chitchat.lock().await;
+        let me = chitchat.self_node_state();
+        let (revision, ready) = (revision.to_string(), ready.to_string());
+        if me.get("revision") != Some(revision.as_str()) {
+            me.set("revision", revision);
+        }
+        if me.get("ready") != Some(ready.as_str()) {
+            me.set("ready", ready);
+        }
     }
 
     /// Stops gossiping (registry shutdown); peers will see this registry go dead.

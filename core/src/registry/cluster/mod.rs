@@ -1,14 +1,27 @@
 //! The registry cluster: registries that know each other, so that any of them can answer for
 //! all and none is a single point of failure.
 //!
-//! Built so far: **membership**. Registries find each other and notice failures by gossip
-//! (chitchat's Scuttlebutt with phi-accrual failure detection) over UDP; each publishes only
-//! small facts about itself (its URL, a digest of its network policies, readiness), never
-//! instances. Replication of registrations between owners, the grace period for a dead
-//! registry's instances and the adoption of its REST registrations come next; until then each
-//! registry serves what was registered with it.
+//! - `membership`: who is in the cluster. Registries find each other and notice failures by
+//!   gossip (chitchat's Scuttlebutt with phi-accrual failure detection) over UDP; each
+//!   publishes only small facts about itself (its URL, a digest of its network policies, its
+//!   revision, readiness), never instances.
+//! - `link`: the owner's side of replication. A peer opens a `netget/1` session with node type
+//!   `registry`; this registry streams it a snapshot of the instances it owns, in chunks, then
+//!   every change of them, coalesced and numbered with its revision, and relays channel
+//!   messages published on it.
+//! - `follow`: the follower's side. For each live peer, one task keeps a link open, applies
+//!   what it carries through `ops::replicate`, checks the revision gossip shows against what it
+//!   applied (a gap reloads the snapshot), and forgets the peer's instances once its link stays
+//!   down past the grace period.
+//! - `links`: what is known of each link (up, revision applied, repairs), and readiness.
 
+mod follow;
+mod link;
+mod links;
 mod membership;
 
+pub(crate) use follow::follow_peers;
+pub(crate) use link::serve_link;
+pub(crate) use links::{Links, Relayed};
 pub(crate) use membership::{policies_digest, Membership};
 pub use membership::{ClusterSummary, Member};

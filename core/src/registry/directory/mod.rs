@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
+mod owned;
 mod service;
 
 use tokio::sync::broadcast;
@@ -22,6 +23,8 @@ use tokio::time::Instant;
 
 pub use super::owner::Owner;
 pub use crate::model::InstanceKey;
+use owned::OwnedFeed;
+pub use owned::{OwnedChange, OwnedSnapshot};
 use service::{
     memo, next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer, NETWORK_FEED_BUFFER,
 };
@@ -46,6 +49,8 @@ pub struct Directory {
     rest_removed: std::sync::OnceLock<RemovalHook>,
     /// One feed per network, for whole-network watchers.
     feeds: HashMap<NetworkName, NetworkFeed>,
+    /// The numbered changes of the instances this registry owns, for the cluster.
+    owned: Arc<OwnedFeed>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -81,12 +86,14 @@ impl Directory {
                 .iter()
                 .map(|n| (n.clone(), broadcast::channel(NETWORK_FEED_BUFFER).0))
                 .collect(),
+            owned: Arc::default(),
         }
     }
 
     fn new_service(&self, network: &NetworkName) -> Service {
         Service {
             feed: self.feeds.get(network).cloned(),
+            owned: Some(self.owned.clone()),
             generation: next_generation(),
             ..Service::default()
         }
@@ -126,7 +133,7 @@ impl Directory {
         match service.changing().remove(id) {
             Some(old) => {
                 self.rest_gone(&old);
-                service.publish(EventKind::Down, old.instance);
+                service.publish(EventKind::Down, old.instance, &old.owner);
                 true
             }
             None => false,
@@ -180,7 +187,8 @@ impl Directory {
     pub fn register(&self, mut instance: Instance, owner: Owner) -> Result<Registered> {
         let expires = match &owner {
             Owner::Rest { ttl, .. } => ttl.map(|t| Instant::now() + t),
-            Owner::Session { .. } => None,
+            // A replica's lifetime is its owner's business.
+            Owner::Session { .. } | Owner::Peer { .. } => None,
         };
         // Instances share their network's, service's and registry's names with the maps that
         // hold them rather than carrying copies: 100k instances, 3 allocations fewer each.
@@ -232,14 +240,18 @@ impl Directory {
             key.2.clone(),
             Entry {
                 instance: instance.clone(),
-                owner,
+                owner: owner.clone(),
                 timer: Timer { expires, scheduled }.boxed(),
             },
         );
-        match previous {
-            None => service.publish(EventKind::Up, instance.clone()),
+        match &previous {
+            None => service.publish(EventKind::Up, instance.clone(), &owner),
             Some(old) if old.instance.differs_from(&instance) => {
-                service.publish(EventKind::Changed, instance.clone())
+                service.publish(EventKind::Changed, instance.clone(), &owner)
+            }
+            // Taken over from a peer with nothing else changed: peers still learn the new owner.
+            Some(old) if old.owner.peer() != owner.peer() => {
+                service.publish(EventKind::Changed, instance.clone(), &owner)
             }
             Some(_) => {}
         }
@@ -274,7 +286,7 @@ impl Directory {
         let entry = service.instances.get(&key.2).ok_or_else(not_found)?;
         entry.owner.may_be_changed_by(by, key)?;
         let removed = service.changing().remove(&key.2).ok_or_else(not_found)?;
-        service.publish(EventKind::Down, removed.instance.clone());
+        service.publish(EventKind::Down, removed.instance.clone(), &removed.owner);
         if service.is_idle() {
             services.remove(&key.1);
         }
@@ -335,11 +347,19 @@ impl Directory {
                     key.0.as_str()
                 ))
             })?;
-        let Owner::Rest { ttl, token } = &entry.owner else {
-            return Err(Error::InvalidInput(
-                "this instance lives by its WebSocket session; heartbeats are for REST registrations"
-                    .into(),
-            ));
+        let (ttl, token) = match &entry.owner {
+            Owner::Rest { ttl, token } => (ttl, token),
+            Owner::Session { .. } => {
+                return Err(Error::InvalidInput(
+                    "this instance lives by its WebSocket session; heartbeats are for REST registrations"
+                        .into(),
+                ))
+            }
+            Owner::Peer { registry, .. } => {
+                return Err(Error::Forbidden(format!(
+                    "this instance is registered at registry {registry:?} of this cluster; send its heartbeats there"
+                )))
+            }
         };
         match by {
             Owner::Rest {
@@ -351,7 +371,7 @@ impl Directory {
             }
             Owner::Rest { .. } => {}
             // Anyone else is held to the hand-over rule (which refuses them).
-            Owner::Session { .. } => entry.owner.may_be_changed_by(by, key)?,
+            Owner::Session { .. } | Owner::Peer { .. } => entry.owner.may_be_changed_by(by, key)?,
         }
         let now = Instant::now();
         let Some(ttl) = ttl else {
@@ -371,10 +391,11 @@ impl Directory {
             }));
             entry.instance = Arc::new(changed);
             let inst = entry.instance.clone();
+            let owner = entry.owner.clone();
             // Its scheduled removal is now too early; `expire` reschedules a deadline that is
             // later than the scheduled one, so nothing else to do.
             if let Some(service) = nets.get_mut(&key.0).and_then(|s| s.get_mut(&key.1)) {
-                service.publish(EventKind::Changed, inst.clone());
+                service.publish(EventKind::Changed, inst.clone(), &owner);
             }
             return Ok(inst);
         }
@@ -433,6 +454,7 @@ impl Directory {
                 entry.set_timer(|t| t.scheduled = Some(expires));
                 reschedule.push(Reverse((expires, key)));
             } else if remove_at > now {
+                let owner = entry.owner.clone();
                 let turned_critical = (entry.instance.status != Status::Critical).then(|| {
                     let mut changed = (*entry.instance).clone();
                     changed.status = Status::Critical;
@@ -446,7 +468,7 @@ impl Directory {
                 entry.set_timer(|t| t.scheduled = Some(remove_at));
                 reschedule.push(Reverse((remove_at, key)));
                 if let Some(inst) = turned_critical {
-                    service.publish(EventKind::Changed, inst);
+                    service.publish(EventKind::Changed, inst, &owner);
                 }
             } else {
                 if self.drop_instance(service, &key.2) {
@@ -618,7 +640,10 @@ impl Directory {
         let entry = service
             .changing()
             .get_mut(&key.2)
-            .ok_or_else(|| Error::NotFound(format!("no instance {:?}", key.2.as_str())))?;
+            .filter(|e| e.owner.peer().is_none())
+            .ok_or_else(|| {
+                Error::NotFound(format!("no instance {:?} owned here", key.2.as_str()))
+            })?;
         let before = entry.instance.status;
         let mut changed = (*entry.instance).clone();
         changed.status = status;
@@ -628,16 +653,73 @@ impl Directory {
         }));
         entry.instance = Arc::new(changed);
         let inst = entry.instance.clone();
+        let owner = entry.owner.clone();
         if before != status {
-            service.publish(EventKind::Changed, inst);
+            service.publish(EventKind::Changed, inst, &owner);
         }
         Ok(before)
     }
 
-    /// Removes an instance whatever its owner (a health check that stayed critical too long),
-    /// telling watchers.
+    /// Removes an instance this registry owns whatever its owner here (a health check that
+    /// stayed critical too long), telling watchers. A replica is left to its registry.
     pub fn evict(&self, key: &InstanceKey) -> bool {
-        self.remove_where(std::iter::once(key), |_| true) == 1
+        self.remove_where(std::iter::once(key), |e| e.owner.peer().is_none()) == 1
+    }
+
+    /// Removes a replica of `registry`'s on its replicated request; whether it was there (an
+    /// instance taken over by its node elsewhere since stays).
+    pub fn remove_replica(&self, key: &InstanceKey, registry: &str) -> bool {
+        self.remove_where(std::iter::once(key), |e| {
+            e.owner.peer().is_some_and(|r| &**r == registry)
+        }) == 1
+    }
+
+    /// Removes every replica of `registry`'s except those in `keep` (a snapshot's), telling
+    /// watchers. Returns how many went.
+    pub fn remove_replicas_of(
+        &self,
+        registry: &str,
+        keep: &std::collections::HashSet<InstanceKey>,
+    ) -> usize {
+        let doomed: Vec<InstanceKey> = {
+            let nets = self.read();
+            nets.values()
+                .flat_map(|services| services.values())
+                .flat_map(|s| s.instances.values())
+                .filter(|e| e.owner.peer().is_some_and(|r| &**r == registry))
+                .map(|e| e.instance.key())
+                .filter(|k| !keep.contains(k))
+                .collect()
+        };
+        // Checked again under the write lock: one taken over meanwhile stays.
+        self.remove_where(doomed.iter(), |e| {
+            e.owner.peer().is_some_and(|r| &**r == registry)
+        })
+    }
+
+    /// Every instance this registry owns as of now, and the numbered changes from then on.
+    pub fn owned_snapshot(&self) -> OwnedSnapshot {
+        let nets = self.read();
+        // Under the read lock: every change takes the write lock, so none falls between.
+        let changes = self.owned.subscribe();
+        let revision = self.owned.revision();
+        let instances = nets
+            .values()
+            .flat_map(|services| services.values())
+            .flat_map(|s| s.instances.values())
+            .filter(|e| e.owner.peer().is_none())
+            .map(|e| (e.instance.clone(), e.owner.clone()))
+            .collect();
+        OwnedSnapshot {
+            revision,
+            instances,
+            changes,
+        }
+    }
+
+    /// This registry's revision: how many changes of its own instances it has made.
+    pub fn owned_revision(&self) -> u64 {
+        self.owned.revision()
     }
 
     /// Instances per network and status.

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::owned::OwnedFeed;
 use super::Owner;
 use crate::model::{EventKind, Instance, InstanceId, WatchEvent};
 
@@ -82,6 +83,8 @@ pub(super) struct Service {
     pub(super) events_tx: Option<broadcast::Sender<Change>>,
     /// The network's feed, shared by its services.
     pub(super) feed: Option<NetworkFeed>,
+    /// The registry's feed of owned changes, shared by every service.
+    pub(super) owned: Option<Arc<OwnedFeed>>,
 }
 
 impl Service {
@@ -102,7 +105,14 @@ impl Service {
         &mut self.instances
     }
 
-    pub(super) fn publish(&mut self, kind: EventKind, instance: Arc<Instance>) {
+    /// Tells watchers of a change made by `owner`'s instance, and numbers it for the cluster
+    /// when this registry owns the instance.
+    pub(super) fn publish(&mut self, kind: EventKind, instance: Arc<Instance>, owner: &Owner) {
+        if owner.peer().is_none() {
+            if let Some(owned) = &self.owned {
+                owned.record(kind, &instance, owner);
+            }
+        }
         let network_listens = self.feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
         if self.events_tx.is_none() && !network_listens {
             return;

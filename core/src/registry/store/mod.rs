@@ -195,6 +195,8 @@ struct Request {
 pub struct Store {
     ops_tx: mpsc::Sender<Request>,
     stats: StoreStats,
+    /// Closed once the writer has ended and let go of the file (every handle dropped).
+    closed: tokio::sync::watch::Receiver<()>,
 }
 
 fn rest_key(instance: &Instance) -> String {
@@ -275,11 +277,30 @@ impl Store {
             undo: Vec::new(),
             deletes_since_compaction: 0,
         };
+        let (closed_tx, closed) = tokio::sync::watch::channel(());
         std::thread::Builder::new()
             .name("netget-store".into())
-            .spawn(move || writer.run(ops_rx))
+            .spawn(move || {
+                // The database (and its lock) goes with the writer, before `closed` closes.
+                writer.run(ops_rx);
+                drop(closed_tx);
+            })
             .map_err(|e| Error::Io(format!("cannot start the store writer: {e}")))?;
-        Ok((Store { ops_tx, stats }, loaded))
+        Ok((
+            Store {
+                ops_tx,
+                stats,
+                closed,
+            },
+            loaded,
+        ))
+    }
+
+    /// Resolves once the store's file is let go of: after every handle is dropped and the
+    /// writer has written what was queued.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closed = self.closed.clone();
+        async move { while closed.changed().await.is_ok() {} }
     }
 
     /// What the writer did so far.

@@ -1,0 +1,239 @@
+//! The follower's side of replication: one task per live peer registry keeps a replication link
+//! open to it, applies what it streams, checks the revision the peer gossips against what was
+//! applied (a gap — a change lost on the way — reloads its snapshot), and, once the link has
+//! stayed down past the grace period, forgets the peer's instances.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::super::ops::{self, PeerCaller};
+use super::super::session::stopping;
+use super::super::state::RegistryState;
+use super::Member;
+use crate::client::connection::{decode, Connection, Dial};
+use crate::error::Result;
+use crate::model::{InstanceKey, NetworkName};
+use crate::wire::{ReplicaChange, ServerMessage, SnapshotPart};
+
+/// How long a registry told to join peers waits to hear of one before it reports ready with
+/// nothing to load.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Retry delays for a lost link, doubling between these bounds (with jitter).
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Follows every live peer until the registry stops, and publishes this registry's revision and
+/// readiness in gossip.
+pub(crate) async fn follow_peers(state: Arc<RegistryState>) {
+    let Some(membership) = state.cluster.get() else {
+        return;
+    };
+    let cluster = &state.config.cluster;
+    let mut tick = tokio::time::interval(cluster.gossip_interval);
+    let mut shutdown = state.shutdown_rx.clone();
+    let mut tasks: HashMap<String, JoinHandle<()>> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping(&mut shutdown) => break,
+        }
+        let members = membership.members().await;
+        let mut live_peers = Vec::new();
+        for m in members.iter().filter(|m| m.live && !m.this) {
+            live_peers.push(Arc::<str>::from(m.id.as_str()));
+            if tasks.get(&m.id).is_none_or(|t| t.is_finished()) {
+                let task = tokio::spawn(follow(state.clone(), Arc::from(m.id.as_str())));
+                tasks.insert(m.id.clone(), task);
+            }
+        }
+        let ready = state
+            .links
+            .ready(&live_peers, !cluster.join.is_empty(), PATIENCE);
+        membership
+            .publish(state.directory.owned_revision(), ready)
+            .await;
+    }
+    for t in tasks.values() {
+        t.abort();
+    }
+    for t in tasks.into_values() {
+        let _ = t.await;
+    }
+}
+
+/// The peer `id` as gossip shows it now.
+async fn gossiped(state: &RegistryState, id: &str) -> Option<Member> {
+    let members = state.cluster.get()?.members().await;
+    members.into_iter().find(|m| m.id == id && !m.this)
+}
+
+/// Keeps a link to one peer while it lives; returns once the peer is dead and its instances are
+/// forgotten (followed again if it comes back).
+async fn follow(state: Arc<RegistryState>, id: Arc<str>) {
+    let grace = state.config.cluster.grace;
+    let caller = PeerCaller {
+        registry: id.clone(),
+    };
+    let mut retry = RETRY_MIN;
+    let mut forgotten = false;
+    let mut shutdown = state.shutdown_rx.clone();
+    loop {
+        let now = gossiped(&state, &id).await;
+        let live = now.as_ref().is_some_and(|m| m.live);
+        if let Some(url) = now.and_then(|m| m.url).filter(|_| live) {
+            match open(&state, &url).await {
+                Ok(conn) if *conn.welcome.registry_id == *id => {
+                    retry = RETRY_MIN;
+                    forgotten = false;
+                    let why = run(&state, &caller, conn).await;
+                    tracing::info!(peer = %id, why, "replication link closed");
+                }
+                Ok(conn) => tracing::warn!(
+                    peer = %id,
+                    url,
+                    answered = conn.welcome.registry_id,
+                    "another registry answers at this peer's URL; not following it"
+                ),
+                Err(e) => {
+                    tracing::debug!(peer = %id, url, error = %e, "replication link not opened")
+                }
+            }
+        }
+        let mut down_since = Instant::now();
+        state.links.update(&id, |l| {
+            l.linked = false;
+            down_since = *l.down_since.get_or_insert(down_since);
+        });
+        if !forgotten && down_since.elapsed() >= grace {
+            let removed = ops::forget_replicas(&state, &id, &HashSet::new());
+            tracing::warn!(peer = %id, removed, ?grace, "replication link down past the grace period: the peer's instances are removed");
+            forgotten = true;
+        }
+        if forgotten && !live {
+            state.links.forget(&id);
+            return;
+        }
+        let pause = retry.mul_f64(0.5 + fastrand::f64());
+        retry = (retry * 2).min(RETRY_MAX);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopping(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Opens a replication link to the registry at `url`: a `netget/1` session of node type
+/// `registry`, in the cluster's name, signed with this registry's key.
+async fn open(state: &RegistryState, url: &str) -> Result<Connection> {
+    let network = NetworkName::new(&state.config.cluster.name)?;
+    let mut dial = Dial::new(network, state.key.clone());
+    dial.node_type = "registry";
+    dial.timeout = state.config.handshake_timeout.max(Duration::from_secs(2));
+    if url.starts_with("https://") || url.starts_with("wss://") {
+        // Peers of a TLS cluster are trusted by this registry's own certificate file (a
+        // shared one, or one that carries the cluster's CA).
+        let ca = state.config.tls.as_ref().map(|t| t.cert.as_path());
+        dial.tls = Some(crate::tls::client_config(ca)?);
+    }
+    Connection::open(url, &dial).await
+}
+
+/// Applies what one open link carries until it ends; says why it ended.
+async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> String {
+    let id = &peer.registry;
+    let mut socket = conn.socket;
+    let timeout = state.config.session_timeout;
+    let check_every = (state.config.cluster.gossip_interval * 4).max(Duration::from_millis(400));
+    let mut check = tokio::time::interval(check_every);
+    let mut shutdown = state.shutdown_rx.clone();
+    // The keys a snapshot being loaded has shown so far.
+    let mut loading: Option<HashSet<InstanceKey>> = None;
+    // A revision the peer gossiped at the last check that was not applied yet.
+    let mut pending: Option<u64> = None;
+    state.links.update(id, |l| l.applied = None);
+    loop {
+        tokio::select! {
+            frame = tokio::time::timeout(timeout, socket.next()) => {
+                let frame = match frame {
+                    Err(_) => return format!("no frame for {timeout:?}"),
+                    Ok(None) => return "the peer closed it".into(),
+                    Ok(Some(Err(e))) => return format!("read error: {e}"),
+                    Ok(Some(Ok(frame))) => frame,
+                };
+                match decode(frame) {
+                    Ok(Some(ServerMessage::Replica { epoch, revision, snapshot, changes })) => {
+                        apply(state, peer, &mut loading, snapshot, changes);
+                        state.links.update(id, |l| {
+                            l.epoch = Some(epoch);
+                            l.applied = Some(revision);
+                            if snapshot == Some(SnapshotPart::End) {
+                                l.linked = true;
+                                l.down_since = None;
+                            }
+                        });
+                    }
+                    Ok(Some(ServerMessage::Relay { network, message })) => {
+                        state.metrics.replication_frame("received", "relay");
+                        ops::deliver_relayed(state, &network, message);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return e.to_string(),
+                }
+            }
+            _ = check.tick() => {
+                let link = state.links.get(id);
+                let Some(gossip) = gossiped(state, id).await.filter(|m| Some(m.epoch) == link.epoch) else {
+                    continue;
+                };
+                if let (Some(p), Some(applied)) = (pending, link.applied) {
+                    if link.linked && applied < p {
+                        state.links.update(id, |l| l.repairs += 1);
+                        state.metrics.replication_repairs.inc();
+                        tracing::warn!(peer = %id, applied, gossiped = p, "a peer's revision is ahead of what its link delivered; reloading its snapshot");
+                        return "a revision gap: reloading".into();
+                    }
+                }
+                pending = gossip.revision.filter(|r| link.applied.is_none_or(|a| a < *r));
+            }
+            _ = stopping(&mut shutdown) => return "this registry is stopping".into(),
+        }
+    }
+}
+
+/// Applies one `replica` frame. The last frame of a snapshot removes what the snapshot did not
+/// show.
+fn apply(
+    state: &RegistryState,
+    peer: &PeerCaller,
+    loading: &mut Option<HashSet<InstanceKey>>,
+    snapshot: Option<SnapshotPart>,
+    changes: Vec<ReplicaChange>,
+) {
+    if snapshot.is_some() && loading.is_none() {
+        *loading = Some(HashSet::new());
+    }
+    for change in changes {
+        if let (Some(keys), ReplicaChange::Put { instance, .. }) = (loading.as_mut(), &change) {
+            keys.insert(instance.key());
+        }
+        if let Err(e) = ops::replicate(state, peer, change) {
+            tracing::debug!(peer = %peer.registry, error = %e, "a replicated change was not applied");
+        }
+    }
+    match snapshot {
+        Some(SnapshotPart::End) => {
+            let keep = loading.take().unwrap_or_default();
+            let removed = ops::forget_replicas(state, &peer.registry, &keep);
+            state.metrics.replication_frame("received", "snapshot");
+            tracing::debug!(peer = %peer.registry, instances = keep.len(), removed, "peer snapshot loaded");
+        }
+        Some(SnapshotPart::Part) => {}
+        None => state.metrics.replication_frame("received", "delta"),
+    }
+}

@@ -1,0 +1,236 @@
+//! The owner's side of a replication link: what this registry streams to a peer registry that
+//! follows it — a snapshot of the instances it owns, in chunks, then every change of them,
+//! coalesced over a few milliseconds and numbered with its revision; and the channel messages
+//! published on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::super::directory::{OwnedChange, Owner};
+use super::super::ops::PeerCaller;
+use super::super::session::{close, stopping, text, Stream};
+use super::super::state::RegistryState;
+use crate::model::{EventKind, InstanceKey};
+use crate::wire::{ReplicaChange, ReplicaOrigin, ServerMessage, SnapshotPart};
+
+/// How long changes are gathered before they go out together: one instance changed several
+/// times in that window is sent once, as it ended up.
+const COALESCE: Duration = Duration::from_millis(5);
+
+/// Instances per snapshot frame (a few hundred KB).
+const CHUNK: usize = 512;
+
+/// Changes per delta frame at most.
+const MAX_BATCH: usize = 4096;
+
+/// Streams to `peer` until it leaves, goes silent, or this registry stops. Returns the close
+/// code and reason.
+pub(crate) async fn serve_link(
+    state: &Arc<RegistryState>,
+    peer: &PeerCaller,
+    out: &mpsc::Sender<Message>,
+    stream: &mut Stream,
+) -> (u16, String) {
+    tracing::info!(peer = %peer.registry, "replication link opened");
+    let mut relay = state.links.relay.subscribe();
+    let Some(mut changes) = send_snapshot(state, out).await else {
+        return gone();
+    };
+    let (timeout, ping_every) = (state.config.session_timeout, state.config.ping_interval);
+    let mut ping = tokio::time::interval(ping_every);
+    let mut last_seen = Instant::now();
+    let mut shutdown = state.shutdown_rx.clone();
+    loop {
+        tokio::select! {
+            first = changes.recv() => {
+                let batch = match first {
+                    Ok(first) => gather(first, &mut changes).await,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(peer = %peer.registry, missed, "replication link lagged; sending a snapshot");
+                        None
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return gone(),
+                };
+                let sent = match batch {
+                    Some(batch) => send_changes(state, out, batch).await,
+                    None => match send_snapshot(state, out).await {
+                        Some(fresh) => {
+                            changes = fresh;
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                if !sent {
+                    return gone();
+                }
+            }
+            relayed = relay.recv() => match relayed {
+                Ok(r) => {
+                    let frame = ServerMessage::Relay { network: r.network.clone(), message: (*r.message).clone() };
+                    if out.send(text(&frame)).await.is_err() {
+                        return gone();
+                    }
+                    state.metrics.replication_frame("sent", "relay");
+                }
+                // At most once: a link that fell behind loses the oldest messages.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return gone(),
+            },
+            frame = stream.next() => match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                    return (close::NORMAL, "the peer closed its replication link".into());
+                }
+                Some(Ok(_)) => last_seen = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_seen.elapsed() + ping_every > timeout {
+                    return (close::TIMEOUT, format!("no frame for {timeout:?}; link timed out"));
+                }
+                if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(Message::Ping(Default::default())) {
+                    return gone();
+                }
+            }
+            _ = stopping(&mut shutdown) => {
+                return (close::GOING_AWAY, "registry shutting down".into());
+            }
+        }
+    }
+}
+
+fn gone() -> (u16, String) {
+    (
+        close::GOING_AWAY,
+        "the replication link's writer is gone".into(),
+    )
+}
+
+/// `first` and whatever follows within [`COALESCE`], one change per instance (its last), in
+/// order. `None` when the feed lagged meanwhile: only a snapshot can catch up then.
+async fn gather(
+    first: OwnedChange,
+    changes: &mut broadcast::Receiver<OwnedChange>,
+) -> Option<Vec<OwnedChange>> {
+    tokio::time::sleep(COALESCE).await;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match changes.try_recv() {
+            Ok(c) => batch.push(c),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => return None,
+            Err(_) => break,
+        }
+    }
+    let mut last: HashMap<InstanceKey, usize> = HashMap::with_capacity(batch.len());
+    for (i, c) in batch.iter().enumerate() {
+        last.insert(c.instance.key(), i);
+    }
+    let kept = batch
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| last.get(&c.instance.key()) == Some(i))
+        .map(|(_, c)| c)
+        .collect();
+    Some(kept)
+}
+
+/// Sends one delta frame; `false` when the link is gone.
+async fn send_changes(
+    state: &RegistryState,
+    out: &mpsc::Sender<Message>,
+    batch: Vec<OwnedChange>,
+) -> bool {
+    let Some(revision) = batch.iter().map(|c| c.revision).max() else {
+        return true;
+    };
+    #[cfg(feature = "testsuite")]
+    {
+        use std::sync::atomic::Ordering;
+        let drop =
+            state
+                .links
+                .drop_frames
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if drop.is_ok() {
+            return true;
+        }
+    }
+    let frame = ServerMessage::Replica {
+        epoch: state.epoch,
+        revision,
+        snapshot: None,
+        changes: batch.iter().map(wire_change).collect(),
+    };
+    state.metrics.replication_frame("sent", "delta");
+    out.send(text(&frame)).await.is_ok()
+}
+
+/// Sends every owned instance in chunks and returns the changes after them; `None` when the
+/// link is gone.
+async fn send_snapshot(
+    state: &RegistryState,
+    out: &mpsc::Sender<Message>,
+) -> Option<broadcast::Receiver<OwnedChange>> {
+    let snapshot = state.directory.owned_snapshot();
+    let chunks: Vec<&[(Arc<crate::model::Instance>, Owner)]> = if snapshot.instances.is_empty() {
+        vec![&[]]
+    } else {
+        snapshot.instances.chunks(CHUNK).collect()
+    };
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let frame = ServerMessage::Replica {
+            epoch: state.epoch,
+            revision: snapshot.revision,
+            snapshot: Some(if i == last {
+                SnapshotPart::End
+            } else {
+                SnapshotPart::Part
+            }),
+            changes: chunk
+                .iter()
+                .map(|(instance, owner)| ReplicaChange::Put {
+                    instance: instance.clone(),
+                    origin: origin(owner),
+                })
+                .collect(),
+        };
+        out.send(text(&frame)).await.ok()?;
+    }
+    state.metrics.replication_frame("sent", "snapshot");
+    Some(snapshot.changes)
+}
+
+fn wire_change(c: &OwnedChange) -> ReplicaChange {
+    match c.kind {
+        EventKind::Down => ReplicaChange::Remove {
+            network: c.instance.network.clone(),
+            name: c.instance.name.clone(),
+            id: c.instance.id.clone(),
+        },
+        EventKind::Up | EventKind::Changed => ReplicaChange::Put {
+            instance: c.instance.clone(),
+            origin: origin(&c.owner),
+        },
+    }
+}
+
+/// How this registry holds an instance, as peers learn it.
+fn origin(owner: &Owner) -> ReplicaOrigin {
+    match owner {
+        Owner::Session { key, .. } => ReplicaOrigin::Session {
+            public_key: key.clone(),
+        },
+        Owner::Rest { ttl, token } => ReplicaOrigin::Rest {
+            ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            token: token.clone(),
+        },
+        // Never owned here; described as its owner holds it.
+        Owner::Peer { origin: o, .. } => origin(o),
+    }
+}
