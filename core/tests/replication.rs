@@ -170,7 +170,13 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
     // A is a real process, killed with SIGKILL; B follows it.
     let mut a =
         common::spawn_registry(&["--gossip-listen", "127.0.0.1:0", "--session-timeout", "2s"]);
-    let (b, _db) = common::registry_with(|c| clustered(c, &[&a.url])).await;
+    // The default grace: 200 nodes take about 2.3 s to fail over here.
+    let (b, _db) = common::registry_with(|c| {
+        let mut c = clustered(c, &[&a.url]);
+        c.cluster.grace = Duration::from_secs(5);
+        c
+    })
+    .await;
     let rest_a = RestClient::new(&a.url).unwrap();
     let a_id = rest_a.health().await.unwrap()["registryId"]
         .as_str()
@@ -187,11 +193,12 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
     .is_some());
     let services = ["orders", "billing", "search", "mail"];
     let mut nodes = Vec::new();
-    for i in 0..40 {
+    // 200 service sessions over four services, each node knowing both registries.
+    for i in 0..200 {
         let name = services[i % services.len()];
         let node = Netget::new(NetgetOptions::service(
             name,
-            &format!("http://127.0.0.1:{}", 9000 + i),
+            &format!("http://127.0.0.1:{}", 20000 + i),
             &[&a.url, &b.url()],
         ))
         .unwrap();
@@ -220,26 +227,26 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
         for s in services {
             n += count(s).await;
         }
-        n == 40 && count("cron").await == 1
+        n == 200 && count("cron").await == 1
     })
     .await
     .is_some());
     for w in watches.iter_mut() {
-        for _ in 0..10 {
+        for _ in 0..50 {
             assert_eq!(next_event(w).await.kind, EventKind::Up);
         }
     }
     assert_eq!(next_event(&mut cron).await.kind, EventKind::Up);
     a.signal("KILL");
     a.wait_exit(Duration::from_secs(5)).unwrap();
-    // Every node fails over to B and takes its entry over: B owns all 40, and no watcher saw
+    // Every node fails over to B and takes its entry over: B owns all 200, and no watcher saw
     // one go down.
     let owned_by_b = common::wait_until(LONG, || async {
         let mut all = Vec::new();
         for s in services {
             all.extend(ids(&rest_b, s).await);
         }
-        all.len() == 40 && all.iter().all(|(_, r)| r == b.registry_id())
+        all.len() == 200 && all.iter().all(|(_, r)| r == b.registry_id())
     })
     .await;
     assert!(owned_by_b.is_some());
@@ -249,11 +256,12 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
             assert_ne!(
                 e.kind,
                 EventKind::Down,
-                "a live node's instance went down: {e:?}"
+                "a live node's instance went down (A is {a_id}, B {}): {e:?}",
+                b.registry_id()
             );
             changed += 1;
         }
-        assert!(changed <= 10, "at most one change per instance");
+        assert!(changed <= 50, "at most one change per instance");
     }
     // A's REST registration is held for the grace period, then removed (adoption is not built yet).
     let cron_down = next_event(&mut cron).await;

@@ -1,5 +1,6 @@
 'use strict';
-// A registry node with `registryNodes` joins the cluster of those registries.
+// A registry node with `registryNodes` joins the cluster of those registries, and what is
+// registered on one is discoverable on the other.
 
 const assert = require('node:assert/strict');
 const net = require('node:net');
@@ -37,5 +38,21 @@ describe('cluster', { timeout: 60_000 }, () => {
       { what: 'both registries live in the first one\'s view' },
     );
     assert.deepEqual(new Set(members.map((m) => m.url)), new Set([first.url, second.url]));
+    // Registered on the first, discoverable on the second, naming its owner.
+    const put = await fetch(`${first.url}/v1/networks/development/services/orders/instances/o1`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ address: 'http://127.0.0.1:9', ttl: '30s' }),
+    });
+    assert.ok(put.ok, `register: ${put.status}`);
+    const firstId = members.find((m) => m.url === first.url).id;
+    const found = await waitFor(
+      async () => {
+        const answer = await (await fetch(`${second.url}/v1/networks/development/services/orders`)).json();
+        return answer.instances.length > 0 ? answer.instances : null;
+      },
+      { what: 'the first registry\'s instance on the second' },
+    );
+    assert.deepEqual(found.map((i) => [i.id, i.registry]), [['o1', firstId]]);
   });
 });
