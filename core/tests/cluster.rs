@@ -99,8 +99,10 @@ async fn netget_registry_join_forms_a_cluster_that_netget_cluster_shows() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // Both live, and the child follows A over a replication link with nothing left to apply.
     let both = common::wait_until(Duration::from_secs(15), || async {
-        show().matches(" live ").count() == 2
+        let text = show();
+        text.matches(" live ").count() == 2 && text.contains(" lag 0")
     })
     .await;
     let text = show();

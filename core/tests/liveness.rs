@@ -84,14 +84,18 @@ async fn nodes_fail_over_to_the_second_registry_when_the_first_is_killed() {
     let rest_a = RestClient::new(&a).unwrap();
     let rest_b = RestClient::new(&b).unwrap();
 
-    let node = Netget::new(NetgetOptions::service(
-        "orders",
-        "http://127.0.0.1:8000",
-        &[&a, &b],
-    ))
+    // In order: both start on A, the one about to die.
+    let node = Netget::new(NetgetOptions {
+        in_order: true,
+        ..NetgetOptions::service("orders", "http://127.0.0.1:8000", &[&a, &b])
+    })
     .unwrap();
     let inst = node.register_with_network().await.unwrap();
-    let watcher = Netget::new(NetgetOptions::client(&[&a, &b])).unwrap();
+    let watcher = Netget::new(NetgetOptions {
+        in_order: true,
+        ..NetgetOptions::client(&[&a, &b])
+    })
+    .unwrap();
     let mut w = watcher.watch("orders").unwrap();
     let up = tokio::time::timeout(Duration::from_secs(5), w.next())
         .await

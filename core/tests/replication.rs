@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use netget::client::rest::RestClient;
@@ -58,6 +60,32 @@ async fn next_event(w: &mut netget::client::Watch) -> netget::model::WatchEvent 
         .await
         .expect("an event within the bound")
         .expect("the watch is open")
+}
+
+/// A `netget registry` process that gossips (joining `join` if given), keeping its data in
+/// `data`, so that it can be started again as itself.
+fn registry_process(data: &str, join: Option<&str>) -> common::ChildGuard {
+    let mut args = vec![
+        "registry",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data,
+        "--gossip-listen",
+        "127.0.0.1:0",
+    ];
+    if let Some(j) = join {
+        args.extend(["--join", j]);
+    }
+    common::spawn_netget(&args)
+}
+
+/// The id of the registry behind `rest`.
+async fn id_of(rest: &RestClient) -> String {
+    rest.health().await.unwrap()["registryId"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn rest_registration(address: &str) -> Registration {
@@ -152,12 +180,35 @@ async fn a_registration_on_one_registry_is_discoverable_and_watchable_on_the_oth
             .await
             .is_some()
     );
-    let refused = rest_c
+    // A request that was forwarded once is answered where it arrives: a replica is not C's to
+    // change.
+    let forwarded = rest_c
+        .clone()
+        .header("netget-forwarded-by", "someone".into())
         .deregister("development", "orders", "rest-2")
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), "NETGET_FORBIDDEN");
-    assert!(refused.to_string().contains(b.registry_id()), "{refused}");
+    assert_eq!(forwarded.code(), "NETGET_FORBIDDEN");
+    assert!(
+        forwarded.to_string().contains(b.registry_id()),
+        "{forwarded}"
+    );
+    // Sent to C, a heartbeat and a removal reach B, the owner.
+    let renewed = rest_c
+        .heartbeat("development", "orders", "rest-2")
+        .await
+        .unwrap();
+    assert_eq!(renewed.registry.as_ref(), b.registry_id());
+    rest_c
+        .deregister("development", "orders", "rest-2")
+        .await
+        .unwrap();
+    for r in [&a, &b, &c] {
+        let rest = RestClient::new(&r.url()).unwrap();
+        let gone =
+            common::wait_until(LONG, || async { ids(&rest, "orders").await.is_empty() }).await;
+        assert!(gone.is_some(), "{}", r.url());
+    }
     watcher.stop().await.unwrap();
     for r in [a, b, c] {
         r.shutdown().await.unwrap();
@@ -165,12 +216,12 @@ async fn a_registration_on_one_registry_is_discoverable_and_watchable_on_the_oth
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_instances_go_after_the_grace(
-) {
+async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_rest_registration_is_adopted()
+{
     // A is a real process, killed with SIGKILL; B follows it.
     let mut a =
         common::spawn_registry(&["--gossip-listen", "127.0.0.1:0", "--session-timeout", "2s"]);
-    // The default grace: 200 nodes take about 2.3 s to fail over here.
+    // The default grace (200 nodes fail over in about 0.1 s).
     let (b, _db) = common::registry_with(|c| {
         let mut c = clustered(c, &[&a.url]);
         c.cluster.grace = Duration::from_secs(5);
@@ -178,10 +229,7 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
     })
     .await;
     let rest_a = RestClient::new(&a.url).unwrap();
-    let a_id = rest_a.health().await.unwrap()["registryId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a_id = id_of(&rest_a).await;
     let rest_b = RestClient::new(&b.url()).unwrap();
     assert!(common::wait_until(LONG, || async {
         b.cluster_members()
@@ -196,11 +244,15 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
     // 200 service sessions over four services, each node knowing both registries.
     for i in 0..200 {
         let name = services[i % services.len()];
-        let node = Netget::new(NetgetOptions::service(
-            name,
-            &format!("http://127.0.0.1:{}", 20000 + i),
-            &[&a.url, &b.url()],
-        ))
+        // In order: every node starts on A, the registry about to be killed.
+        let node = Netget::new(NetgetOptions {
+            in_order: true,
+            ..NetgetOptions::service(
+                name,
+                &format!("http://127.0.0.1:{}", 20000 + i),
+                &[&a.url, &b.url()],
+            )
+        })
         .unwrap();
         node.register_with_network().await.unwrap();
         nodes.push(node);
@@ -263,10 +315,16 @@ async fn nodes_of_a_killed_registry_fail_over_without_a_down_and_its_other_insta
         }
         assert!(changed <= 50, "at most one change per instance");
     }
-    // A's REST registration is held for the grace period, then removed (adoption is not built yet).
-    let cron_down = next_event(&mut cron).await;
-    assert_eq!(cron_down.kind, EventKind::Down);
-    assert_eq!(cron_down.instance.registry.as_ref(), a_id);
+    // A's REST registration is held for the grace period, then adopted by B, the only survivor:
+    // one `changed` naming B, no `down`.
+    let adopted = next_event(&mut cron).await;
+    assert_eq!(adopted.kind, EventKind::Changed, "{adopted:?}");
+    assert_eq!(adopted.instance.registry.as_ref(), b.registry_id());
+    let counted = common::wait_until(LONG, || async {
+        rest_b.metric("netget_cluster_adopted_total").await.unwrap() == Some(1.0)
+    })
+    .await;
+    assert!(counted.is_some());
     watcher.stop().await.unwrap();
     for n in nodes {
         n.stop().await.unwrap();
@@ -453,4 +511,266 @@ async fn only_registries_with_an_allowed_key_can_open_a_replication_link() {
     for r in [a, lone] {
         r.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_spread_over_the_registries_and_those_of_a_lost_one_over_the_rest() {
+    let (a, _da) = common::registry_with(|c| clustered(c, &[])).await;
+    let (b, _db) = common::registry_with(|c| clustered(c, &[&a.url()])).await;
+    let (c, _dc) = common::registry_with(|c| clustered(c, &[&a.url()])).await;
+    linked(&[&a, &b, &c]).await;
+    let urls = [a.url(), b.url(), c.url()];
+    let all: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let mut nodes = Vec::new();
+    for i in 0..150 {
+        let node = Netget::new(NetgetOptions::service(
+            "spread",
+            &format!("http://127.0.0.1:{}", 40000 + i),
+            &all,
+        ))
+        .unwrap();
+        node.register_with_network().await.unwrap();
+        nodes.push(node);
+    }
+    let on = |url: &str| {
+        let ws = netget::client::ws_url(url).unwrap();
+        nodes
+            .iter()
+            .filter(|n| n.connected_to().as_deref() == Some(ws.as_str()))
+            .count()
+    };
+    // About 50 each; fewer than 20 on one happens with a chance below one in a million.
+    let first: Vec<usize> = urls.iter().map(|u| on(u)).collect();
+    assert!(
+        first.iter().all(|n| *n >= 20),
+        "sessions per registry: {first:?}"
+    );
+    a.shutdown().await.unwrap();
+    let moved = common::wait_until(LONG, || async { on(&urls[1]) + on(&urls[2]) == 150 }).await;
+    assert!(
+        moved.is_some(),
+        "{:?}",
+        urls.iter().map(|u| on(u)).collect::<Vec<_>>()
+    );
+    // A's nodes did not all land on one survivor.
+    let gained = [
+        on(&urls[1]).saturating_sub(first[1]),
+        on(&urls[2]).saturating_sub(first[2]),
+    ];
+    assert!(
+        gained.iter().all(|g| *g >= 5),
+        "A's {} nodes went {gained:?}",
+        first[0]
+    );
+    for n in nodes {
+        n.stop().await.unwrap();
+    }
+    for r in [b, c] {
+        r.shutdown().await.unwrap();
+    }
+}
+
+/// A real HTTP service that counts the probes of its `/health`.
+async fn probed() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_registrations_of_a_killed_registry_are_adopted_with_their_ttls_and_checks() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let data_a = dir_a.path().to_str().unwrap().to_string();
+    let mut a = registry_process(&data_a, None);
+    let (b, _db) = common::registry_with(|c| clustered(c, &[&a.url])).await;
+    let (c, _dc) = common::registry_with(|c| clustered(c, &[&a.url])).await;
+    let rest_a = RestClient::new(&a.url).unwrap();
+    let a_id = id_of(&rest_a).await;
+    assert!(common::wait_until(LONG, || async {
+        let b_links = b
+            .cluster_members()
+            .await
+            .iter()
+            .filter(|m| m.linked)
+            .count();
+        let c_links = c
+            .cluster_members()
+            .await
+            .iter()
+            .filter(|m| m.linked)
+            .count();
+        b_links == 2 && c_links == 2
+    })
+    .await
+    .is_some());
+    // 24 REST registrations with a 3 s TTL on A, and one that lives by its health check.
+    for i in 0..24 {
+        let reg = Registration {
+            address: format!("http://127.0.0.1:{}", 41000 + i),
+            ttl: Some(netget::model::WireDuration(Duration::from_secs(3))),
+            ..Default::default()
+        };
+        rest_a
+            .register("development", "jobs", &format!("j{i}"), &reg)
+            .await
+            .unwrap();
+    }
+    let (health_url, probes, _server) = probed().await;
+    let check: netget::model::HealthCheck = serde_json::from_value(serde_json::json!({
+        "http": health_url, "interval": "200ms", "timeout": "1s"
+    }))
+    .unwrap();
+    let checked = Registration {
+        address: "http://127.0.0.1:41100".into(),
+        health: Some(check),
+        ..Default::default()
+    };
+    rest_a
+        .register("development", "checked", "c1", &checked)
+        .await
+        .unwrap();
+    let (rest_b, rest_c) = (
+        RestClient::new(&b.url()).unwrap(),
+        RestClient::new(&c.url()).unwrap(),
+    );
+    assert!(common::wait_until(LONG, || async {
+        ids(&rest_b, "jobs").await.len() == 24 && ids(&rest_c, "checked").await.len() == 1
+    })
+    .await
+    .is_some());
+    a.signal("KILL");
+    a.wait_exit(Duration::from_secs(5)).unwrap();
+    // After the grace period each is adopted by exactly one survivor, and both agree on which.
+    let adopted = common::wait_until(LONG, || async {
+        let (on_b, on_c) = (ids(&rest_b, "jobs").await, ids(&rest_c, "jobs").await);
+        on_b.len() == 24 && on_b == on_c && on_b.iter().all(|(_, r)| *r != a_id)
+    })
+    .await;
+    assert!(adopted.is_some(), "{:?}", ids(&rest_b, "jobs").await);
+    let owners = ids(&rest_b, "jobs").await;
+    let by_b = owners.iter().filter(|(_, r)| r == b.registry_id()).count();
+    assert!(
+        by_b > 0 && by_b < 24,
+        "rendezvous hashing spreads them: {by_b} of 24 on B"
+    );
+    // The checked one is adopted too (by one of them): 25 adoptions in all, each counted once.
+    let adoptions = || async {
+        let mut sum = 0.0;
+        for rest in [&rest_b, &rest_c] {
+            let n = rest.metric("netget_cluster_adopted_total").await.unwrap();
+            sum += n.unwrap_or(0.0);
+        }
+        sum
+    };
+    assert!(
+        common::wait_until(LONG, || async { adoptions().await == 25.0 })
+            .await
+            .is_some()
+    );
+    // Their TTLs run on the adopters: j0 is kept alive by heartbeats sent to B (forwarded to its
+    // owner when that is C); the others miss theirs and turn critical.
+    let critical = common::wait_until(LONG, || async {
+        let _ = rest_b.heartbeat("development", "jobs", "j0").await;
+        let d = rest_c
+            .discover("development", "jobs", false, &[])
+            .await
+            .unwrap();
+        let status = |id: &str| {
+            d.instances
+                .iter()
+                .find(|i| i.id.as_str() == id)
+                .map(|i| i.status)
+        };
+        status("j0") == Some(netget::model::Status::Passing)
+            && (1..24).all(|i| status(&format!("j{i}")) == Some(netget::model::Status::Critical))
+    })
+    .await;
+    assert!(
+        critical.is_some(),
+        "{:?}",
+        rest_c.discover("development", "jobs", false, &[]).await
+    );
+    // The check is probed by its adopter now that A is gone.
+    let before = probes.load(Ordering::SeqCst);
+    assert!(common::wait_until(LONG, || async {
+        probes.load(Ordering::SeqCst) >= before + 3
+    })
+    .await
+    .is_some());
+    for r in [b, c] {
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_returns_and_one_that_adopted_its_registrations_agree_on_one_owner() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let data_a = dir_a.path().to_str().unwrap().to_string();
+    let mut a = registry_process(&data_a, None);
+    let (b, _db) = common::registry_with(|c| clustered(c, &[&a.url])).await;
+    let rest_a = RestClient::new(&a.url).unwrap();
+    let a_id = id_of(&rest_a).await;
+    for i in 0..12 {
+        rest_a
+            .register(
+                "development",
+                "jobs",
+                &format!("j{i}"),
+                &rest_registration("http://127.0.0.1:9"),
+            )
+            .await
+            .unwrap();
+    }
+    let rest_b = RestClient::new(&b.url()).unwrap();
+    assert!(
+        common::wait_until(LONG, || async { ids(&rest_b, "jobs").await.len() == 12 })
+            .await
+            .is_some()
+    );
+    a.signal("KILL");
+    a.wait_exit(Duration::from_secs(5)).unwrap();
+    // B, the only survivor, adopts all of them.
+    assert!(common::wait_until(LONG, || async {
+        let on_b = ids(&rest_b, "jobs").await;
+        on_b.len() == 12 && on_b.iter().all(|(_, r)| r == b.registry_id())
+    })
+    .await
+    .is_some());
+    // A comes back with its store (which still holds all twelve) and joins B: for each, the
+    // one of the two that ranks higher keeps it, and both say the same.
+    let a2 = registry_process(&data_a, Some(&b.url()));
+    let rest_a2 = RestClient::new(&a2.url).unwrap();
+    let agreed = common::wait_until(LONG, || async {
+        let (on_a, on_b) = (ids(&rest_a2, "jobs").await, ids(&rest_b, "jobs").await);
+        on_a.len() == 12 && on_a == on_b
+    })
+    .await;
+    assert!(
+        agreed.is_some(),
+        "A {:?}\nB {:?}",
+        ids(&rest_a2, "jobs").await,
+        ids(&rest_b, "jobs").await
+    );
+    let owners = ids(&rest_b, "jobs").await;
+    assert!(
+        owners.iter().any(|(_, r)| *r == a_id) && owners.iter().any(|(_, r)| r == b.registry_id()),
+        "by rank, some go back to A and some stay with B: {owners:?}"
+    );
+    drop(a2);
+    b.shutdown().await.unwrap();
 }

@@ -42,7 +42,8 @@ enum Command {
     Services(ServicesArgs),
     /// Print every change to a service as it happens (Ctrl-C to stop).
     Watch(WatchArgs),
-    /// Show the registries of a registry's cluster: id, URL, gossip address, live or not.
+    /// Show the registries of a registry's cluster: id, live or not, URL, gossip address,
+    /// revision, and for peers the replication lag (revisions not applied yet).
     Cluster(ClusterArgs),
     /// Make an Ed25519 node key.
     Keygen(KeygenArgs),
@@ -578,12 +579,23 @@ async fn cluster(a: ClusterArgs) -> Result<()> {
         } else {
             ""
         };
+        // Revision as the member gossips it; for peers, how many of those this registry has
+        // not applied yet (or that it does not follow it over a link).
+        let revision = m["revision"].as_u64();
+        let replication = match (m["linked"].as_bool(), m["replicated"].as_u64()) {
+            _ if !this.is_empty() => String::new(),
+            (Some(true), Some(applied)) => {
+                format!(" lag {}", revision.unwrap_or(0).saturating_sub(applied))
+            }
+            _ => " not linked".to_string(),
+        };
         println!(
-            "{:<14} {:<5} {:<28} gossip {}{this}",
+            "{:<14} {:<5} {:<28} gossip {} rev {}{replication}{this}",
             text("id"),
             state,
             text("url"),
-            text("gossip")
+            text("gossip"),
+            revision.map_or_else(|| "-".to_string(), |r| r.to_string()),
         );
     }
     Ok(())

@@ -142,18 +142,27 @@ pub(super) struct Actor {
     /// Calls to (re)send once a session is up.
     queued: VecDeque<(Request, oneshot::Sender<Result<ResultData>>)>,
     next_id: u64,
-    /// Index into the registry list of the next node to try.
+    /// Index into the registry list of the node in use, or of the next one to try.
     cursor: usize,
+    /// Set when the session on the node at `cursor` was just lost: the next round starts
+    /// elsewhere and tries that node last.
+    lost: bool,
 }
 
 impl Actor {
     pub(super) fn new(inner: Arc<Inner>, cmd_rx: mpsc::UnboundedReceiver<Command>) -> Actor {
         Actor {
-            inner,
             cmd_rx,
             queued: VecDeque::new(),
             next_id: 0,
-            cursor: 0,
+            // A random start spreads a fleet over the registries it is given.
+            cursor: if inner.options.in_order {
+                0
+            } else {
+                fastrand::usize(..inner.options.registry_nodes.len().max(1))
+            },
+            lost: false,
+            inner,
         }
     }
 
@@ -174,6 +183,7 @@ impl Actor {
                     self.inner.state_tx.send_replace(ConnState::Connecting);
                     match ended {
                         Ended::Lost(e) => {
+                            self.lost = true;
                             tracing::info!(registry = %url, error = %e, "lost registry; failing over")
                         }
                         Ended::Reconnect => continue,
@@ -266,16 +276,28 @@ impl Actor {
         }
     }
 
-    /// Tries each registry node once, starting after the last one used.
+    /// Tries each registry node once: the one in use first, or — right after losing it — the
+    /// others first (from a random one, or the next in order) and it last.
     async fn connect_round(&mut self) -> Result<Connection> {
         let nodes = self.inner.registries();
         if nodes.is_empty() {
             return Err(Error::Unreachable("no registry nodes configured".into()));
         }
+        let n = nodes.len();
+        let lost = std::mem::take(&mut self.lost).then_some(self.cursor % n);
+        let start = match lost {
+            Some(l) if n > 1 && self.inner.options.in_order => (l + 1) % n,
+            Some(l) if n > 1 => (l + 1 + fastrand::usize(..n - 1)) % n,
+            _ => self.cursor,
+        };
+        let order: Vec<usize> = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|i| Some(*i) != lost)
+            .chain(lost)
+            .collect();
         let mut errors = Vec::new();
         let mut refusal = None;
-        for k in 0..nodes.len() {
-            let idx = (self.cursor + k) % nodes.len();
+        for idx in order {
             match Connection::open(&nodes[idx], &self.inner.dial).await {
                 Ok(c) => {
                     self.cursor = idx;

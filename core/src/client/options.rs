@@ -98,8 +98,12 @@ pub struct NetgetOptions {
     /// `name`, `address`, `tags`, `version`, `id`, `weight` describe the instance; every other
     /// key (e.g. `description`) becomes instance metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// Registry nodes in order of preference; several give failover.
+    /// Registry nodes; several give failover. A node starts at a random one of them (so a
+    /// fleet spreads over a cluster), keeps the one it is on, and after losing it moves to a
+    /// random other one (so the nodes of a dead registry do not all land on the same survivor).
     pub registry_nodes: Vec<String>,
+    /// Use `registry_nodes` in the order given instead: start at the first, move to the next.
+    pub in_order: bool,
     /// The node's identity; when absent it is loaded from (or created in) `data_dir`.
     pub key: Option<NodeKey>,
     /// Where the node keeps its key (`node.key`), default `./netget-data`, so a restarted node
@@ -145,6 +149,7 @@ impl Default for NetgetOptions {
             network: DEFAULT_NETWORK.to_string(),
             metadata: serde_json::Map::new(),
             registry_nodes: vec![DEFAULT_REGISTRY_URL.to_string()],
+            in_order: false,
             key: None,
             data_dir: Some(PathBuf::from("./netget-data")),
             health: None,

@@ -36,6 +36,8 @@ pub struct RestClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     token: Option<String>,
+    /// Sent with every request besides the token (a registry forwarding a request marks it).
+    headers: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -78,12 +80,19 @@ impl RestClient {
             client,
             timeout: Duration::from_secs(10),
             token: None,
+            headers: Vec::new(),
         })
     }
 
     /// Sends `Authorization: Bearer <token>` with every request.
     pub fn token(mut self, token: Option<String>) -> RestClient {
         self.token = token;
+        self
+    }
+
+    /// Sends `name: value` with every request.
+    pub fn header(mut self, name: &'static str, value: String) -> RestClient {
+        self.headers.push((name, value));
         self
     }
 
@@ -126,6 +135,9 @@ impl RestClient {
         }
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (name, value) in &self.headers {
+            req = req.header(*name, value);
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -252,7 +264,8 @@ impl RestClient {
     }
 }
 
-fn instance_path(network: &str, name: &str, id: &str) -> String {
+/// `/v1/networks/{network}/services/{name}/instances/{id}`, each part percent-encoded.
+pub(crate) fn instance_path(network: &str, name: &str, id: &str) -> String {
     format!(
         "/v1/networks/{}/services/{}/instances/{}",
         enc(network),

@@ -22,7 +22,7 @@ use super::directory::InstanceKey;
 use super::ops::{self, Caller, HttpCaller, Registering};
 use super::state::RegistryState;
 use crate::error::{Error, Result};
-use crate::model::{Instance, InstanceId, NetworkName, Registration, ServiceName};
+use crate::model::{InstanceId, NetworkName, Registration, ServiceName};
 use crate::security::OriginPolicy;
 use crate::tls::RemoteAddr;
 
@@ -356,6 +356,12 @@ async fn register(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let (network, name, id) = instance_key(&network, &name, &id)?;
+    let key = (network, name, id);
+    let raw = body.as_ref().ok().map(|b| b.to_vec());
+    if let Some(answer) = forwarded(&s, &headers, &key, Method::PUT, "", raw).await? {
+        return Ok(answer);
+    }
+    let (network, name, id) = key;
     let registration: Registration = parse_body(&s, body)?;
     let who = caller(&remote, &headers);
     let request = Registering {
@@ -378,10 +384,13 @@ async fn heartbeat(
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
     Path((network, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
-) -> ApiResult<Json<Arc<Instance>>> {
+) -> ApiResult<Response> {
     let key = instance_key(&network, &name, &id)?;
+    if let Some(answer) = forwarded(&s, &headers, &key, Method::PUT, "/heartbeat", None).await? {
+        return Ok(answer);
+    }
     let who = caller(&remote, &headers);
-    Ok(Json(ops::heartbeat(&s, Caller::Http(&who), &key)?))
+    Ok(Json(ops::heartbeat(&s, Caller::Http(&who), &key)?).into_response())
 }
 
 async fn deregister(
@@ -389,10 +398,48 @@ async fn deregister(
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
     Path((network, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
-) -> ApiResult<Json<Arc<Instance>>> {
+) -> ApiResult<Response> {
     let key = instance_key(&network, &name, &id)?;
+    if let Some(answer) = forwarded(&s, &headers, &key, Method::DELETE, "", None).await? {
+        return Ok(answer);
+    }
     let who = caller(&remote, &headers);
-    Ok(Json(ops::deregister(&s, Caller::Http(&who), &key).await?))
+    Ok(Json(ops::deregister(&s, Caller::Http(&who), &key).await?).into_response())
+}
+
+/// When the instance at `key` is a replica of a live peer's, that peer's answer to the same
+/// request (`suffix` after the instance's path), unless the request was forwarded already.
+async fn forwarded(
+    s: &RegistryState,
+    headers: &HeaderMap,
+    key: &InstanceKey,
+    method: Method,
+    suffix: &str,
+    body: Option<Vec<u8>>,
+) -> Result<Option<Response>> {
+    if headers.contains_key(super::cluster::FORWARDED_BY) {
+        return Ok(None);
+    }
+    let Some(owner) = ops::owner_elsewhere(s, key).await else {
+        return Ok(None);
+    };
+    let path = format!(
+        "{}{suffix}",
+        crate::client::rest::instance_path(key.0.as_str(), key.1.as_str(), key.2.as_str())
+    );
+    let (status, answer) =
+        super::cluster::forward(s, &owner, method, &path, bearer(headers), body).await?;
+    Ok(Some(
+        (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            answer,
+        )
+            .into_response(),
+    ))
 }
 
 /// Read buffer of each session's WebSocket, bytes.

@@ -57,6 +57,8 @@ pub struct Metrics {
     replication: Family<Labels, Counter>,
     /// Times a gap in a peer's revisions made this registry reload its snapshot.
     pub replication_repairs: Counter,
+    /// REST registrations of lost peers this registry adopted.
+    pub adopted: Counter,
     /// How many revisions of each live peer are not applied here yet; read at scrape.
     replication_lag: Family<Labels, Gauge>,
 }
@@ -102,6 +104,7 @@ impl Metrics {
             channel_messages: Counter::default(),
             replication: Family::default(),
             replication_repairs: Counter::default(),
+            adopted: Counter::default(),
             replication_lag: Family::default(),
             registry: Registry::default(),
         };
@@ -180,6 +183,11 @@ impl Metrics {
             "replication_repairs",
             "Snapshots reloaded because a peer's revision showed a gap",
             m.replication_repairs.clone(),
+        );
+        registry.register(
+            "cluster_adopted",
+            "REST registrations of lost peer registries this registry adopted",
+            m.adopted.clone(),
         );
         registry.register(
             "replication_lag_revisions",

@@ -647,8 +647,10 @@ pub(crate) fn admit_peer(state: &RegistryState, hello: &Hello<'_>) -> Result<Pee
 
 /// Applies one change a peer replicated of an instance it owns: step 7 only (the owner ran
 /// the others), as a replica that runs no TTL or check here. A put over an instance this
-/// registry owns is taken only when it is the same node's (it moved to the peer); otherwise
-/// the owner here keeps it (`NETGET_FORBIDDEN`).
+/// registry owns is taken when it is the same node's (it moved to the peer), or — for the same
+/// REST registration held by both, as after an adoption and the adopted registry's return — when
+/// the peer ranks higher for it ([`rank`]); this registry then yields it (forgets its record,
+/// and its check ends). Anything else the owner here keeps (`NETGET_FORBIDDEN`).
 pub(crate) fn replicate(
     state: &RegistryState,
     peer: &PeerCaller,
@@ -670,11 +672,29 @@ pub(crate) fn replicate(
             let mut instance = Arc::unwrap_or_clone(instance);
             // A peer speaks only for what it owns.
             instance.registry = peer.registry.clone();
+            let key = instance.key();
+            let yields = match (state.directory.owned_by(&key), &origin) {
+                (Some((mine, Owner::Rest { token: a, .. })), Owner::Rest { token: b, .. })
+                    if a == *b =>
+                {
+                    (rank(&peer.registry, &key) > rank(&state.registry_id, &key)).then_some(mine)
+                }
+                _ => None,
+            };
             let owner = Owner::Peer {
                 registry: peer.registry.clone(),
                 origin: Box::new(origin),
             };
-            state.directory.register(instance, owner)?;
+            match yields {
+                Some(mine) => {
+                    state.directory.take_over(instance, owner)?;
+                    state.store.forget_rest(&mine);
+                    tracing::info!(service = %key.1, id = %key.2, to = %peer.registry, "a REST registration held here too goes to the registry that ranks higher for it");
+                }
+                None => {
+                    state.directory.register(instance, owner)?;
+                }
+            }
         }
         ReplicaChange::Remove { network, name, id } => {
             state
@@ -685,17 +705,114 @@ pub(crate) fn replicate(
     Ok(())
 }
 
-/// Removes the replicas of `peer` not in `keep`: what its snapshot no longer holds, or all of
-/// them once its link stayed down past the grace period. Their nodes, if alive, have
-/// registered elsewhere by then. Returns how many went.
+/// Removes the replicas of `peer` that its snapshot did not show. Returns how many went.
 pub(crate) fn forget_replicas(
     state: &RegistryState,
     peer: &str,
     keep: &HashSet<InstanceKey>,
 ) -> usize {
-    let removed = state.directory.remove_replicas_of(peer, keep);
+    let doomed: Vec<InstanceKey> = state
+        .directory
+        .replicas_of(peer)
+        .into_iter()
+        .map(|(i, _)| i.key())
+        .filter(|k| !keep.contains(k))
+        .collect();
+    let removed = state.directory.remove_replicas(peer, &doomed);
     state.metrics.deregistered("peer", removed);
     removed
+}
+
+/// The rendezvous rank of `registry` for the instance at `key`: of the registries that could
+/// hold it, the one that ranks highest adopts it. Every registry computes the same ranks, so
+/// they agree on the adopter without talking.
+pub(crate) fn rank(registry: &str, key: &InstanceKey) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [registry, key.0.as_str(), key.1.as_str(), key.2.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// What becomes of the replicas of a peer whose link stayed down past the grace period, among
+/// the `live` registries (this one included): a session's are removed (its node, if alive, has
+/// registered elsewhere by now); each REST registration of a peer that gossip holds dead is
+/// adopted by the live registry that ranks highest for it, which from then on runs its TTL and
+/// check and keeps its record (a live peer keeps its own). This registry adopts the ones it
+/// wins; the others' adopters replicate theirs. Returns how many replicas of the peer are left
+/// here.
+pub(crate) async fn settle_lost_peer(
+    state: &RegistryState,
+    peer: &str,
+    live: &[Arc<str>],
+) -> usize {
+    let peer_live = live.iter().any(|r| &**r == peer);
+    let mut gone = Vec::new();
+    let mut left = 0;
+    for (instance, origin) in state.directory.replicas_of(peer) {
+        let key = instance.key();
+        let Owner::Rest { ttl, token } = origin else {
+            gone.push(key);
+            continue;
+        };
+        if peer_live {
+            left += 1;
+            continue;
+        }
+        let adopter = live
+            .iter()
+            .filter(|r| &***r != peer)
+            .max_by_key(|r| rank(r, &key));
+        if adopter.is_none_or(|a| **a != *state.registry_id) {
+            left += 1;
+            continue;
+        }
+        let mut adopted = Arc::unwrap_or_clone(instance);
+        adopted.registry = state.registry_id.clone();
+        let owner = Owner::Rest {
+            ttl,
+            token: token.clone(),
+        };
+        let done = match state.directory.take_over(adopted, owner) {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(error = %e, "a lost peer's REST registration was not adopted");
+                continue;
+            }
+        };
+        if let Err(e) = state
+            .store
+            .put_rest(&done.instance, ttl, token.as_deref())
+            .await
+        {
+            tracing::warn!(error = %e, service = %key.1, id = %key.2, "an adopted registration is not on disk");
+        }
+        state.health.track(&done.instance);
+        state.metrics.adopted.inc();
+    }
+    // The link may have come back meanwhile (its snapshot then decides).
+    if state.links.get(peer).lost {
+        let removed = state.directory.remove_replicas(peer, &gone);
+        state.metrics.deregistered("peer", removed);
+    }
+    left
+}
+
+/// The URL of the live peer that owns the instance at `key`, when it is a replica here: REST
+/// changes of it (update, heartbeat, removal) are forwarded there.
+pub(crate) async fn owner_elsewhere(state: &RegistryState, key: &InstanceKey) -> Option<String> {
+    let (_, owner) = state.directory.owned_by(key)?;
+    let registry = owner.peer()?;
+    let members = state.cluster_members().await?;
+    members
+        .into_iter()
+        .find(|m| m.live && !m.this && *m.id == **registry)
+        .and_then(|m| m.url)
 }
 
 /// Hands a channel message a peer relayed to this registry's own subscribers (and to no other

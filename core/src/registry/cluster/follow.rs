@@ -1,7 +1,8 @@
 //! The follower's side of replication: one task per live peer registry keeps a replication link
 //! open to it, applies what it streams, checks the revision the peer gossips against what was
 //! applied (a gap — a change lost on the way — reloads its snapshot), and, once the link has
-//! stayed down past the grace period, forgets the peer's instances.
+//! stayed down past the grace period, marks the peer lost; its instances are then settled
+//! (`ops::settle_lost_peer`: sessions' removed, REST registrations adopted by rank).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -52,6 +53,17 @@ pub(crate) async fn follow_peers(state: Arc<RegistryState>) {
                 tasks.insert(m.id.clone(), task);
             }
         }
+        let live: Vec<Arc<str>> = members
+            .iter()
+            .filter(|m| m.live)
+            .map(|m| Arc::from(m.id.as_str()))
+            .collect();
+        for lost in state.links.lost_peers() {
+            let left = ops::settle_lost_peer(&state, &lost, &live).await;
+            if left == 0 && !live_peers.contains(&lost) {
+                state.links.forget(&lost);
+            }
+        }
         let ready = state
             .links
             .ready(&live_peers, !cluster.join.is_empty(), PATIENCE);
@@ -73,15 +85,15 @@ async fn gossiped(state: &RegistryState, id: &str) -> Option<Member> {
     members.into_iter().find(|m| m.id == id && !m.this)
 }
 
-/// Keeps a link to one peer while it lives; returns once the peer is dead and its instances are
-/// forgotten (followed again if it comes back).
+/// Keeps a link to one peer while it lives; returns once the peer is dead and marked lost
+/// (followed again if it comes back).
 async fn follow(state: Arc<RegistryState>, id: Arc<str>) {
     let grace = state.config.cluster.grace;
     let caller = PeerCaller {
         registry: id.clone(),
     };
     let mut retry = RETRY_MIN;
-    let mut forgotten = false;
+    let mut lost = false;
     let mut shutdown = state.shutdown_rx.clone();
     loop {
         let now = gossiped(&state, &id).await;
@@ -90,7 +102,9 @@ async fn follow(state: Arc<RegistryState>, id: Arc<str>) {
             match open(&state, &url).await {
                 Ok(conn) if *conn.welcome.registry_id == *id => {
                     retry = RETRY_MIN;
-                    forgotten = false;
+                    // Back before its snapshot: nothing of it is settled from now on.
+                    lost = false;
+                    state.links.update(&id, |l| l.lost = false);
                     let why = run(&state, &caller, conn).await;
                     tracing::info!(peer = %id, why, "replication link closed");
                 }
@@ -110,13 +124,12 @@ async fn follow(state: Arc<RegistryState>, id: Arc<str>) {
             l.linked = false;
             down_since = *l.down_since.get_or_insert(down_since);
         });
-        if !forgotten && down_since.elapsed() >= grace {
-            let removed = ops::forget_replicas(&state, &id, &HashSet::new());
-            tracing::warn!(peer = %id, removed, ?grace, "replication link down past the grace period: the peer's instances are removed");
-            forgotten = true;
+        if !lost && down_since.elapsed() >= grace {
+            state.links.update(&id, |l| l.lost = true);
+            tracing::warn!(peer = %id, ?grace, "replication link down past the grace period: the peer's sessions are removed, its REST registrations adopted");
+            lost = true;
         }
-        if forgotten && !live {
-            state.links.forget(&id);
+        if lost && !live {
             return;
         }
         let pause = retry.mul_f64(0.5 + fastrand::f64());
@@ -175,6 +188,7 @@ async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> Stri
                             if snapshot == Some(SnapshotPart::End) {
                                 l.linked = true;
                                 l.down_since = None;
+                                l.lost = false;
                             }
                         });
                     }

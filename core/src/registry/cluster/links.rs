@@ -33,6 +33,9 @@ pub(crate) struct Link {
     pub(crate) down_since: Option<Instant>,
     /// Times the revision check found a gap and reloaded the peer's snapshot.
     pub(crate) repairs: u64,
+    /// The link stayed down past the grace period: the peer's instances are being settled
+    /// (sessions' removed, REST registrations adopted).
+    pub(crate) lost: bool,
 }
 
 /// The links of one registry, by peer registry id.
@@ -74,6 +77,15 @@ impl Links {
     /// What is known of `peer`'s link.
     pub(crate) fn get(&self, peer: &str) -> Link {
         self.lock().get(peer).cloned().unwrap_or_default()
+    }
+
+    /// The peers whose links stayed down past the grace period.
+    pub(crate) fn lost_peers(&self) -> Vec<Arc<str>> {
+        self.lock()
+            .iter()
+            .filter(|(_, l)| l.lost)
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// Forgets a peer (it was removed from the cluster and its instances with it).

@@ -14,13 +14,16 @@
 //!   applied (a gap reloads the snapshot), and forgets the peer's instances once its link stays
 //!   down past the grace period.
 //! - `links`: what is known of each link (up, revision applied, repairs), and readiness.
+//! - `forward`: REST changes of a replica go to the registry that owns it.
 
 mod follow;
+mod forward;
 mod link;
 mod links;
 mod membership;
 
 pub(crate) use follow::follow_peers;
+pub(crate) use forward::{forward, FORWARDED_BY};
 pub(crate) use link::serve_link;
 pub(crate) use links::{Links, Relayed};
 pub(crate) use membership::{policies_digest, Membership};

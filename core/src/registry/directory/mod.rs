@@ -181,10 +181,46 @@ impl Directory {
         self.networks.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers or updates an instance. An existing instance may only be replaced by its owner:
-    /// the same session or the same node key (a reconnecting node), or any REST caller for a
-    /// REST registration (token ownership arrives with network policies).
-    pub fn register(&self, mut instance: Instance, owner: Owner) -> Result<Registered> {
+    /// Registers or updates an instance. An existing instance may only be replaced by its owner
+    /// (see [`Owner::may_be_changed_by`]).
+    pub fn register(&self, instance: Instance, owner: Owner) -> Result<Registered> {
+        self.put(instance, owner, true)
+    }
+
+    /// Makes `owner` the owner of an instance whoever owned it: the cluster's rules for a dead
+    /// registry's REST registrations (adopted by one survivor) and for two registries that both
+    /// hold one (the lower-ranked yields), which `ops` decides.
+    pub fn take_over(&self, instance: Instance, owner: Owner) -> Result<Registered> {
+        self.put(instance, owner, false)
+    }
+
+    /// The current instance at `key` and its owner, if any.
+    pub fn owned_by(&self, key: &InstanceKey) -> Option<(Arc<Instance>, Owner)> {
+        self.read()
+            .get(&key.0)?
+            .get(&key.1)?
+            .instances
+            .get(&key.2)
+            .map(|e| (e.instance.clone(), e.owner.clone()))
+    }
+
+    /// The replicas of `registry`'s instances held here, with how their owner holds them.
+    pub fn replicas_of(&self, registry: &str) -> Vec<(Arc<Instance>, Owner)> {
+        let nets = self.read();
+        nets.values()
+            .flat_map(|services| services.values())
+            .flat_map(|s| s.instances.values())
+            .filter_map(|e| match &e.owner {
+                Owner::Peer {
+                    registry: r,
+                    origin,
+                } if &**r == registry => Some((e.instance.clone(), (**origin).clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn put(&self, mut instance: Instance, owner: Owner, check: bool) -> Result<Registered> {
         let expires = match &owner {
             Owner::Rest { ttl, .. } => ttl.map(|t| Instant::now() + t),
             // A replica's lifetime is its owner's business.
@@ -215,7 +251,9 @@ impl Directory {
         let mut scheduled = None;
         let created = match service.instances.get(&key.2) {
             Some(old) => {
-                old.owner.may_be_changed_by(&owner, &key)?;
+                if check {
+                    old.owner.may_be_changed_by(&owner, &key)?;
+                }
                 // Keep the first registration time across updates and reconnects.
                 instance.registered_at = old.instance.registered_at;
                 scheduled = old.timer().scheduled;
@@ -674,25 +712,10 @@ impl Directory {
         }) == 1
     }
 
-    /// Removes every replica of `registry`'s except those in `keep` (a snapshot's), telling
-    /// watchers. Returns how many went.
-    pub fn remove_replicas_of(
-        &self,
-        registry: &str,
-        keep: &std::collections::HashSet<InstanceKey>,
-    ) -> usize {
-        let doomed: Vec<InstanceKey> = {
-            let nets = self.read();
-            nets.values()
-                .flat_map(|services| services.values())
-                .flat_map(|s| s.instances.values())
-                .filter(|e| e.owner.peer().is_some_and(|r| &**r == registry))
-                .map(|e| e.instance.key())
-                .filter(|k| !keep.contains(k))
-                .collect()
-        };
-        // Checked again under the write lock: one taken over meanwhile stays.
-        self.remove_where(doomed.iter(), |e| {
+    /// Removes the listed replicas of `registry`'s that it still owns, telling watchers.
+    /// Returns how many went (one taken over meanwhile stays).
+    pub fn remove_replicas(&self, registry: &str, keys: &[InstanceKey]) -> usize {
+        self.remove_where(keys.iter(), |e| {
             e.owner.peer().is_some_and(|r| &**r == registry)
         })
     }
