@@ -1,6 +1,7 @@
 //! The README's "Quick start: Rust", compiled and run: `cargo run -p netget-core --example
-//! quickstart`. It starts two registries on free ports and a `DatabaseService` node, then runs
-//! the README's lines (between the `README-BEGIN` and `README-END` markers) against them.
+//! quickstart`. It starts a cluster of two registries on free ports and a `DatabaseService`
+//! node, then runs the README's lines (between the `README-BEGIN` and `README-END` markers)
+//! against them.
 //! `core/tests/readme.rs` checks that the README block is exactly those lines, and runs them.
 
 use std::error::Error;
@@ -27,14 +28,19 @@ pub async fn quickstart(registries: &[&str]) -> Result<(Option<String>, String),
     Ok((db.map(|i| i.address.clone()), first))
 }
 
-/// Two registries on free ports and a `DatabaseService` node, then [`quickstart`]. Runs in a
-/// temporary directory, where the `orders` node keeps its key (`./netget-data/node.key`).
+/// A cluster of two registries on free ports and a `DatabaseService` node, then
+/// [`quickstart`]. Runs in a temporary directory, where the `orders` node keeps its key
+/// (`./netget-data/node.key`).
 pub async fn run() -> Result<(Option<String>, String), Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
     let before = std::env::current_dir()?;
     std::env::set_current_dir(dir.path())?;
-    let primary = Registry::spawn(RegistryConfig::ephemeral(dir.path().join("primary"))).await?;
-    let backup = Registry::spawn(RegistryConfig::ephemeral(dir.path().join("backup"))).await?;
+    let mut first = RegistryConfig::ephemeral(dir.path().join("primary"));
+    first.cluster.gossip_listen = Some("127.0.0.1:0".parse()?);
+    let primary = Registry::spawn(first).await?;
+    let mut second = RegistryConfig::ephemeral(dir.path().join("backup"));
+    second.cluster.join = vec![primary.url()];
+    let backup = Registry::spawn(second).await?;
     let db = netget::Netget::new(netget::NetgetOptions {
         data_dir: None,
         ..netget::NetgetOptions::service(
@@ -44,6 +50,18 @@ pub async fn run() -> Result<(Option<String>, String), Box<dyn Error>> {
         )
     })?;
     db.register_with_network().await?;
+    // The node may start on either registry (nodes spread over a cluster): wait until the
+    // backup serves the database too (bounded).
+    let rest = netget::client::rest::RestClient::new(&backup.url())?;
+    for _ in 0..300 {
+        let found = rest
+            .discover("development", "DatabaseService", true, &[])
+            .await?;
+        if !found.instances.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let outcome = quickstart(&[&primary.url(), &backup.url()]).await;
     db.stop().await?;
     primary.shutdown().await?;

@@ -346,12 +346,42 @@ impl Default for Limits {
 /// Most IP addresses tracked by the per-IP limiter before idle ones are forgotten.
 const MAX_TRACKED_IPS: usize = 65_536;
 
+/// A service name claimed by a key in a `keys` network: the key, and when it claimed it (ms
+/// since the Unix epoch, by the clock of the registry that took the claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The claiming key.
+    pub key: Arc<str>,
+    /// When.
+    pub at: u64,
+}
+
+impl Claim {
+    /// Of two claims of one name (made on two registries of a cluster before either heard of
+    /// the other), the one that holds everywhere: the earlier, then the smaller key.
+    pub fn beats(&self, other: &Claim) -> bool {
+        (self.at, &self.key) < (other.at, &other.key)
+    }
+}
+
+/// What merging a claim from a peer registry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merged {
+    /// Nothing: the same claim, one that beats it, or not a claimable name here.
+    Unchanged,
+    /// A new claim of a free name.
+    Taken,
+    /// It beat the claim held here, which `loser` had made: the loser's instances of the name
+    /// must go.
+    Replaced { loser: Arc<str> },
+}
+
 /// The registry's gatekeeper: policies, name claims and per-IP rate limits.
 #[derive(Debug)]
 pub struct Guard {
     networks: HashMap<NetworkName, Policy>,
     /// In `keys` networks, the key that first registered each service name owns it.
-    claims: Mutex<HashMap<(NetworkName, ServiceName), Arc<str>>>,
+    claims: Mutex<HashMap<(NetworkName, ServiceName), Claim>>,
     ip_limits: Mutex<HashMap<IpAddr, RateLimiter>>,
     limits: Limits,
 }
@@ -443,16 +473,16 @@ impl Guard {
     }
 
     /// Checks that a session's key may register `service` in `network`, and claims the name
-    /// for that key in `keys` networks so no other key can take it over. Returns `true` when it
-    /// made a new claim (which the caller persists).
+    /// for that key in `keys` networks so no other key can take it over. Returns the claim when
+    /// it made a new one (which the caller persists and replicates).
     pub fn check_service(
         &self,
         network: &NetworkName,
         public_key: &str,
         service: &ServiceName,
-    ) -> Result<bool> {
+    ) -> Result<Option<Claim>> {
         let Policy::Keys { keys, .. } = self.policy(network)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let grant = keys
             .iter()
@@ -466,7 +496,7 @@ impl Guard {
         if let Some(bound) = &grant.services {
             // Explicitly bound keys (several may share a service) need no claim.
             return if bound.contains(service) {
-                Ok(false)
+                Ok(None)
             } else {
                 Err(Error::Forbidden(format!(
                     "key {public_key} may register only {:?} in network {:?}, not {:?}",
@@ -492,23 +522,64 @@ impl Guard {
         // An unbound key claims a free name by registering it first; no other key may then.
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
         match claims.get(&(network.clone(), service.clone())) {
-            Some(owner) if owner.as_ref() == public_key => Ok(false),
+            Some(owner) if owner.key.as_ref() == public_key => Ok(None),
             Some(_) => Err(taken()),
             None => {
-                claims.insert((network.clone(), service.clone()), Arc::from(public_key));
-                Ok(true)
+                let claim = Claim {
+                    key: Arc::from(public_key),
+                    at: crate::model::now_millis(),
+                };
+                claims.insert((network.clone(), service.clone()), claim.clone());
+                Ok(Some(claim))
             }
         }
+    }
+
+    /// Merges a claim a peer registry took: kept when the name is free here or the claim beats
+    /// the one held here (see [`Claim::beats`]); so every registry ends with the same claim.
+    pub fn merge_claim(
+        &self,
+        network: &NetworkName,
+        service: &ServiceName,
+        claim: Claim,
+    ) -> Merged {
+        if !matches!(self.networks.get(network), Some(Policy::Keys { .. })) {
+            return Merged::Unchanged;
+        }
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        match claims.entry((network.clone(), service.clone())) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(claim);
+                Merged::Taken
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if claim.beats(o.get()) && claim.key != o.get().key {
+                    let loser = o.insert(claim).key;
+                    Merged::Replaced { loser }
+                } else {
+                    Merged::Unchanged
+                }
+            }
+        }
+    }
+
+    /// Every claim held, for a peer's snapshot.
+    pub fn claims(&self) -> Vec<(NetworkName, ServiceName, Claim)> {
+        let claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        claims
+            .iter()
+            .map(|((n, s), c)| (n.clone(), s.clone(), c.clone()))
+            .collect()
     }
 
     /// Restores claims loaded from the store.
     pub fn restore_claims(
         &self,
-        loaded: impl IntoIterator<Item = (NetworkName, ServiceName, String)>,
+        loaded: impl IntoIterator<Item = (NetworkName, ServiceName, Claim)>,
     ) {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        for (n, s, k) in loaded {
-            claims.insert((n, s), Arc::from(k));
+        for (n, s, c) in loaded {
+            claims.insert((n, s), c);
         }
     }
 
@@ -630,7 +701,7 @@ mod tests {
         assert!(g.check_session(&s, "K1", None).is_ok());
         assert!(g.check_session(&s, "K9", None).is_err());
         assert!(
-            !g.check_service(&s, "K1", &orders).unwrap(),
+            g.check_service(&s, "K1", &orders).unwrap().is_none(),
             "bound keys claim nothing"
         );
         assert_eq!(
@@ -648,6 +719,47 @@ mod tests {
             "NETGET_FORBIDDEN"
         );
         assert!(g.check_service(&s, "K3", &billing).is_ok());
+    }
+
+    #[test]
+    fn of_two_claims_of_one_name_the_earlier_holds_everywhere_then_the_smaller_key() {
+        let claim = |key: &str, at| Claim {
+            key: Arc::from(key),
+            at,
+        };
+        let s = net("staging");
+        let billing = ServiceName::new("billing").unwrap();
+        // Two registries took different claims of the same name; each merges the other's.
+        let (here, there) = (guard(), guard());
+        let mine = here.check_service(&s, "K2", &billing).unwrap().unwrap();
+        let theirs = claim("K3", mine.at.saturating_sub(5));
+        assert_eq!(
+            there.merge_claim(&s, &billing, theirs.clone()),
+            Merged::Taken
+        );
+        assert_eq!(
+            there.merge_claim(&s, &billing, mine.clone()),
+            Merged::Unchanged
+        );
+        assert_eq!(
+            here.merge_claim(&s, &billing, theirs.clone()),
+            Merged::Replaced {
+                loser: Arc::from("K2")
+            }
+        );
+        assert_eq!(here.claims(), there.claims());
+        assert_eq!(
+            here.check_service(&s, "K2", &billing).unwrap_err().code(),
+            "NETGET_FORBIDDEN"
+        );
+        // At the same time: the smaller key.
+        assert!(claim("K2", 7).beats(&claim("K3", 7)));
+        assert!(!claim("K3", 7).beats(&claim("K2", 7)));
+        // Open networks claim nothing.
+        assert_eq!(
+            here.merge_claim(&net("development"), &billing, claim("K1", 1)),
+            Merged::Unchanged
+        );
     }
 
     #[test]

@@ -774,3 +774,131 @@ async fn a_registry_that_returns_and_one_that_adopted_its_registrations_agree_on
     drop(a2);
     b.shutdown().await.unwrap();
 }
+
+/// A `keys` network `secure` admitting these keys, none bound to a name.
+fn secure(c: RegistryConfig, keys: &[&NodeKey]) -> RegistryConfig {
+    use netget::security::{KeyGrant, NetworkConfig, Policy};
+    let mut c = c;
+    c.networks = vec![
+        NetworkConfig::open("development").unwrap(),
+        NetworkConfig {
+            name: netget::model::NetworkName::new("secure").unwrap(),
+            policy: Policy::Keys {
+                keys: keys
+                    .iter()
+                    .map(|k| KeyGrant {
+                        public_key: k.public_key(),
+                        services: None,
+                    })
+                    .collect(),
+                tokens: vec![],
+            },
+        },
+    ];
+    c.networks_configured = true;
+    c
+}
+
+/// A service node in `secure` with `key`.
+fn secure_node(url: &str, key: &NodeKey, name: &str, port: u16) -> Netget {
+    let mut o = NetgetOptions::service(name, &format!("http://127.0.0.1:{port}"), &[url]);
+    o.network = "secure".into();
+    o.key = Some(key.clone());
+    o.data_dir = None;
+    Netget::new(o).unwrap()
+}
+
+/// The public keys of the instances of `name` in `secure`, as a client of `url` sees them.
+async fn holders(url: &str, key: &NodeKey, name: &str) -> Vec<String> {
+    let mut o = NetgetOptions::client(&[url]);
+    o.network = "secure".into();
+    o.key = Some(key.clone());
+    o.data_dir = None;
+    let client = Netget::new(o).unwrap();
+    let found = client
+        .discover_service_nodes(
+            name,
+            &netget::DiscoverOptions {
+                cached: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_default();
+    client.stop().await.unwrap();
+    found
+        .iter()
+        .map(|i| i.public_key.as_deref().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_claimed_on_one_registry_is_claimed_on_every_other() {
+    let (k1, k2) = (NodeKey::generate().unwrap(), NodeKey::generate().unwrap());
+    let (a, _da) = common::registry_with(|c| secure(clustered(c, &[]), &[&k1, &k2])).await;
+    let (b, _db) = common::registry_with(|c| secure(clustered(c, &[&a.url()]), &[&k1, &k2])).await;
+    linked(&[&a, &b]).await;
+    let first = secure_node(&a.url(), &k1, "orders", 8001);
+    first.register_with_network().await.unwrap();
+    // Once B has the claim, K2 cannot take the name there.
+    let taken = common::wait_until(LONG, || async {
+        let second = secure_node(&b.url(), &k2, "orders", 8002);
+        let refused = second
+            .register_with_network()
+            .await
+            .is_err_and(|e| e.code() == "NETGET_FORBIDDEN");
+        second.stop().await.unwrap();
+        refused
+    })
+    .await;
+    assert!(
+        taken.is_some(),
+        "K2 registered a name K1 claimed on another registry"
+    );
+    first.stop().await.unwrap();
+    for r in [a, b] {
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_claims_of_one_name_made_apart_resolve_the_same_everywhere_and_the_later_loses() {
+    let (k1, k2) = (NodeKey::generate().unwrap(), NodeKey::generate().unwrap());
+    // A and B gossip but know nobody: each takes a claim of `billing` for another key.
+    let (a, _da) = common::registry_with(|c| secure(clustered(c, &[]), &[&k1, &k2])).await;
+    let (b, _db) = common::registry_with(|c| secure(clustered(c, &[]), &[&k1, &k2])).await;
+    let earlier = secure_node(&a.url(), &k1, "billing", 8001);
+    earlier.register_with_network().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let later = secure_node(&b.url(), &k2, "billing", 8002);
+    later.register_with_network().await.unwrap();
+    // C joins both: through it, A and B meet, link, and settle the conflict.
+    let (c, _dc) =
+        common::registry_with(|c| secure(clustered(c, &[&a.url(), &b.url()]), &[&k1, &k2])).await;
+    linked(&[&a, &b, &c]).await;
+    let k1_only = vec![k1.public_key()];
+    for r in [&a, &b, &c] {
+        let settled = common::wait_until(LONG, || async {
+            holders(&r.url(), &k1, "billing").await == k1_only
+        })
+        .await;
+        assert!(
+            settled.is_some(),
+            "{}: {:?}",
+            r.url(),
+            holders(&r.url(), &k1, "billing").await
+        );
+    }
+    // The later claimant lost the name on its own registry too.
+    let again = secure_node(&b.url(), &k2, "billing", 8003);
+    assert_eq!(
+        again.register_with_network().await.unwrap_err().code(),
+        "NETGET_FORBIDDEN"
+    );
+    for n in [earlier, later, again] {
+        n.stop().await.unwrap();
+    }
+    for r in [a, b, c] {
+        r.shutdown().await.unwrap();
+    }
+}

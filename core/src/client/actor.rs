@@ -553,7 +553,9 @@ impl Actor {
                     Some(Pending::Reregister) => {
                         tracing::warn!(error = %e, "re-registration after reconnect refused");
                     }
-                    None => tracing::debug!(error = %e, "registry error"),
+                    // Unsolicited: the registry took something back (a name claim lost to an
+                    // earlier one elsewhere in its cluster), or could not read a frame.
+                    None => tracing::warn!(error = %e, "the registry reports an error"),
                 }
             }
             ServerMessage::Event { name, event } => {
@@ -590,6 +592,7 @@ impl Actor {
             | ServerMessage::Welcome { .. }
             // Only sent on a registry's replication link, never to a node.
             | ServerMessage::Replica { .. }
+            | ServerMessage::Claims { .. }
             | ServerMessage::Relay { .. } => {}
         }
     }

@@ -290,11 +290,17 @@ pub(crate) async fn register(
     .await?;
     // 6. The name claim.
     if let Caller::Session(s, _) = caller {
-        if state.guard.check_service(&network, &s.public_key, &name)? {
-            state
-                .store
-                .put_claim(&network, &name, &s.public_key)
-                .await?;
+        if let Some(claim) = state.guard.check_service(&network, &s.public_key, &name)? {
+            state.store.put_claim(&network, &name, &claim).await?;
+            // Peers learn it, and settle a conflict with a claim of theirs the same way.
+            if state.links.claims.receiver_count() > 0 {
+                let _ = state.links.claims.send(super::cluster::Claimed {
+                    network: network.clone(),
+                    service: name.clone(),
+                    public_key: claim.key.clone(),
+                    at: claim.at,
+                });
+            }
         }
     }
     // 7. The directory.
@@ -813,6 +819,47 @@ pub(crate) async fn owner_elsewhere(state: &RegistryState, key: &InstanceKey) ->
         .into_iter()
         .find(|m| m.live && !m.this && *m.id == **registry)
         .and_then(|m| m.url)
+}
+
+/// Merges a name claim a peer took. When it beats the claim held here (it is earlier: two
+/// registries took different claims before either heard of the other), it holds here too: the
+/// loser's instances of the name that this registry owns are removed, and their sessions told
+/// `NETGET_FORBIDDEN`.
+pub(crate) async fn replicate_claim(state: &RegistryState, claim: crate::wire::ReplicaClaim) {
+    use crate::security::{Claim, Merged};
+    let crate::wire::ReplicaClaim {
+        network,
+        service,
+        public_key,
+        at,
+    } = claim;
+    let claim = Claim {
+        key: public_key,
+        at,
+    };
+    let merged = state.guard.merge_claim(&network, &service, claim.clone());
+    if merged == Merged::Unchanged {
+        return;
+    }
+    if let Err(e) = state.store.put_claim(&network, &service, &claim).await {
+        tracing::warn!(error = %e, %network, %service, "a replicated name claim is not on disk");
+    }
+    let Merged::Replaced { loser } = merged else {
+        return;
+    };
+    let evicted = state.directory.evict_of_key(&network, &service, &loser);
+    state.metrics.deregistered("claim", evicted.len());
+    let refusal = Error::Forbidden(format!(
+        "service name {:?} in network {:?} was claimed earlier by another key at another registry of this cluster; this instance was removed",
+        service.as_str(),
+        network.as_str()
+    ));
+    for (instance, owner) in evicted {
+        tracing::warn!(%network, %service, id = %instance.id, "an instance lost its name to an earlier claim elsewhere in the cluster");
+        if let Owner::Session { session, .. } = owner {
+            state.tell_session(session, &crate::wire::ServerMessage::error(None, &refusal));
+        }
+    }
 }
 
 /// Hands a channel message a peer relayed to this registry's own subscribers (and to no other

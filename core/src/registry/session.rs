@@ -332,6 +332,7 @@ impl Session {
     async fn run(&mut self, stream: &mut Stream, me: SessionCaller) -> (u16, String) {
         let me = Arc::new(me);
         self.me = Some(me.clone());
+        self.shared.set_outbox(self.id, Some(self.out_tx.clone()));
         let cfg = &self.shared.config;
         let (timeout, max_frame, ping_every) =
             (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
@@ -626,6 +627,7 @@ impl Session {
         let Some(me) = &self.me else {
             return;
         };
+        self.shared.set_outbox(self.id, None);
         let removed = ops::end_session(&self.shared, me, std::mem::take(&mut self.owned));
         if removed > 0 {
             tracing::debug!(session = self.id, removed, "session instances removed");

@@ -8,7 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{watch, Semaphore};
+use axum::extract::ws::Message;
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::channels::Channels;
 use super::cluster::{Links, Member, Membership};
@@ -21,6 +22,7 @@ use crate::error::Result;
 use crate::identity::{NodeKey, REGISTRY_KEY_FILE};
 use crate::model::NetworkName;
 use crate::security::Guard;
+use crate::wire::ServerMessage;
 
 /// The state shared by every request and session of one registry.
 #[derive(Debug)]
@@ -56,6 +58,9 @@ pub struct RegistryState {
     pub(super) cluster: std::sync::OnceLock<Membership>,
     /// Its replication links to its peers, as it follows them.
     pub(super) links: Links,
+    /// The outbox of each open session, by id, so the registry can tell a session something
+    /// unasked (that an instance of it was taken back).
+    outboxes: std::sync::Mutex<std::collections::HashMap<u64, mpsc::Sender<Message>>>,
 }
 
 impl RegistryState {
@@ -94,7 +99,25 @@ impl RegistryState {
             shutdown_rx,
             cluster: std::sync::OnceLock::new(),
             links: Links::default(),
+            outboxes: Default::default(),
         }))
+    }
+
+    /// Lists (or, with `None`, unlists) the outbox of session `id`.
+    pub(super) fn set_outbox(&self, id: u64, outbox: Option<mpsc::Sender<Message>>) {
+        let mut outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        match outbox {
+            Some(o) => outboxes.insert(id, o),
+            None => outboxes.remove(&id),
+        };
+    }
+
+    /// Sends `message` to session `id` if it is open, without waiting.
+    pub(super) fn tell_session(&self, id: u64, message: &ServerMessage) {
+        let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = outboxes.get(&id) {
+            let _ = o.try_send(Message::Text(message.to_text().into()));
+        }
     }
 
     /// A fresh session id.

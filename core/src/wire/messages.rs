@@ -254,6 +254,12 @@ pub enum ServerMessage {
         /// The changes, at most one per instance.
         changes: Vec<super::ReplicaChange>,
     },
+    /// Cluster only, on a replication link: name claims of `keys` networks the sending registry
+    /// holds (all of them after a snapshot, then each new one it takes).
+    Claims {
+        /// The claims.
+        claims: Vec<super::ReplicaClaim>,
+    },
     /// Cluster only, on a replication link: a message published on a channel of the sending
     /// registry, for the receiver's own subscribers.
     Relay {

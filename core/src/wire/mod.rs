@@ -16,4 +16,4 @@ mod replica;
 
 pub use encode::EncodedAnswer;
 pub use messages::{ClientMessage, ResultData, ServerMessage, CLIENT_TYPES, DEFAULT_MAX_FRAME};
-pub use replica::{ReplicaChange, ReplicaOrigin, SnapshotPart};
+pub use replica::{ReplicaChange, ReplicaClaim, ReplicaOrigin, SnapshotPart};

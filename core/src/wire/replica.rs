@@ -54,6 +54,21 @@ pub enum ReplicaOrigin {
     },
 }
 
+/// A service name claimed by a key in a `keys` network, as the cluster shares it: of two claims
+/// of one name, the earlier holds everywhere, then the smaller key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaClaim {
+    /// The network.
+    pub network: NetworkName,
+    /// The claimed name.
+    pub service: ServiceName,
+    /// The claiming key.
+    pub public_key: Arc<str>,
+    /// When it was claimed, ms since the Unix epoch.
+    pub at: u64,
+}
+
 /// Where a `replica` frame stands in a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

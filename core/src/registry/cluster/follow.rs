@@ -192,6 +192,11 @@ async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> Stri
                             }
                         });
                     }
+                    Ok(Some(ServerMessage::Claims { claims })) => {
+                        for claim in claims {
+                            ops::replicate_claim(state, claim).await;
+                        }
+                    }
                     Ok(Some(ServerMessage::Relay { network, message })) => {
                         state.metrics.replication_frame("received", "relay");
                         ops::deliver_relayed(state, &network, message);

@@ -1,7 +1,7 @@
 //! The owner's side of a replication link: what this registry streams to a peer registry that
 //! follows it — a snapshot of the instances it owns, in chunks, then every change of them,
-//! coalesced over a few milliseconds and numbered with its revision; and the channel messages
-//! published on it.
+//! coalesced over a few milliseconds and numbered with its revision; the name claims it holds
+//! (all of them, then each new one); and the channel messages published on it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::super::ops::PeerCaller;
 use super::super::session::{close, stopping, text, Stream};
 use super::super::state::RegistryState;
 use crate::model::{EventKind, InstanceKey};
-use crate::wire::{ReplicaChange, ReplicaOrigin, ServerMessage, SnapshotPart};
+use crate::wire::{ReplicaChange, ReplicaClaim, ReplicaOrigin, ServerMessage, SnapshotPart};
 
 /// How long changes are gathered before they go out together: one instance changed several
 /// times in that window is sent once, as it ended up.
@@ -39,9 +39,13 @@ pub(crate) async fn serve_link(
 ) -> (u16, String) {
     tracing::info!(peer = %peer.registry, "replication link opened");
     let mut relay = state.links.relay.subscribe();
+    let mut claims = state.links.claims.subscribe();
     let Some(mut changes) = send_snapshot(state, out).await else {
         return gone();
     };
+    if !send_claims(state, out).await {
+        return gone();
+    }
     let (timeout, ping_every) = (state.config.session_timeout, state.config.ping_interval);
     let mut ping = tokio::time::interval(ping_every);
     let mut last_seen = Instant::now();
@@ -66,6 +70,17 @@ pub(crate) async fn serve_link(
                         }
                         None => false,
                     },
+                };
+                if !sent {
+                    return gone();
+                }
+            }
+            claimed = claims.recv() => {
+                let sent = match claimed {
+                    Ok(c) => out.send(text(&ServerMessage::Claims { claims: vec![c] })).await.is_ok(),
+                    // Fell behind: all of them again (merging is idempotent).
+                    Err(broadcast::error::RecvError::Lagged(_)) => send_claims(state, out).await,
+                    Err(broadcast::error::RecvError::Closed) => false,
                 };
                 if !sent {
                     return gone();
@@ -204,6 +219,27 @@ async fn send_snapshot(
     }
     state.metrics.replication_frame("sent", "snapshot");
     Some(snapshot.changes)
+}
+
+/// Sends every name claim held here; `false` when the link is gone.
+async fn send_claims(state: &RegistryState, out: &mpsc::Sender<Message>) -> bool {
+    let claims: Vec<ReplicaClaim> = state
+        .guard
+        .claims()
+        .into_iter()
+        .map(|(network, service, c)| ReplicaClaim {
+            network,
+            service,
+            public_key: c.key,
+            at: c.at,
+        })
+        .collect();
+    if claims.is_empty() {
+        return true;
+    }
+    out.send(text(&ServerMessage::Claims { claims }))
+        .await
+        .is_ok()
 }
 
 fn wire_change(c: &OwnedChange) -> ReplicaChange {

@@ -16,6 +16,9 @@ pub(crate) struct Relayed {
     pub(crate) message: Arc<ChannelMessage>,
 }
 
+/// A name claim taken here, as replication links share it.
+pub(crate) type Claimed = crate::wire::ReplicaClaim;
+
 /// Messages a slow link may fall behind by; past that it loses the oldest (channels are
 /// at-most-once everywhere).
 const RELAY_BUFFER: usize = 1024;
@@ -44,6 +47,8 @@ pub(crate) struct Links {
     peers: Mutex<HashMap<Arc<str>, Link>>,
     /// Channel messages published here, for the links to relay.
     pub(crate) relay: broadcast::Sender<Relayed>,
+    /// Name claims taken here, for the links to share.
+    pub(crate) claims: broadcast::Sender<Claimed>,
     /// When this registry started following its peers, for readiness.
     started: Instant,
     /// Fault injection for tests: the next this many replica frames a link would send are
@@ -57,6 +62,7 @@ impl Default for Links {
         Links {
             peers: Mutex::default(),
             relay: broadcast::channel(RELAY_BUFFER).0,
+            claims: broadcast::channel(RELAY_BUFFER).0,
             started: Instant::now(),
             #[cfg(feature = "testsuite")]
             drop_frames: Default::default(),

@@ -25,6 +25,6 @@ mod membership;
 pub(crate) use follow::follow_peers;
 pub(crate) use forward::{forward, FORWARDED_BY};
 pub(crate) use link::serve_link;
-pub(crate) use links::{Links, Relayed};
+pub(crate) use links::{Claimed, Links, Relayed};
 pub(crate) use membership::{policies_digest, Membership};
 pub use membership::{ClusterSummary, Member};

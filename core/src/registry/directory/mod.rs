@@ -712,6 +712,34 @@ impl Directory {
         }) == 1
     }
 
+    /// Removes the instances of a service that this registry owns and that `key` registered (a
+    /// name claim it lost), telling watchers; returns them with their owners.
+    pub fn evict_of_key(
+        &self,
+        network: &NetworkName,
+        service: &ServiceName,
+        key: &str,
+    ) -> Vec<(Arc<Instance>, Owner)> {
+        let doomed: Vec<(Arc<Instance>, Owner)> = {
+            let nets = self.read();
+            let Some(s) = nets.get(network).and_then(|n| n.get(service)) else {
+                return Vec::new();
+            };
+            s.instances
+                .values()
+                .filter(|e| {
+                    e.owner.peer().is_none() && e.instance.public_key.as_deref() == Some(key)
+                })
+                .map(|e| (e.instance.clone(), e.owner.clone()))
+                .collect()
+        };
+        let keys: Vec<InstanceKey> = doomed.iter().map(|(i, _)| i.key()).collect();
+        self.remove_where(keys.iter(), |e| {
+            e.owner.peer().is_none() && e.instance.public_key.as_deref() == Some(key)
+        });
+        doomed
+    }
+
     /// Removes the listed replicas of `registry`'s that it still owns, telling watchers.
     /// Returns how many went (one taken over meanwhile stays).
     pub fn remove_replicas(&self, registry: &str, keys: &[InstanceKey]) -> usize {

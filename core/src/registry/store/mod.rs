@@ -21,7 +21,8 @@
 //!   each cost about two rewritten 4 KiB pages. The writer thread keeps `network/service/id` →
 //!   sequence number in memory (built while loading, from the records themselves): re-registering
 //!   an instance removes its old row and appends a new one, deregistering removes its row.
-//! - `name_claims`: `network/service` → public key.
+//! - `name_claims`: `network/service` → `AT KEY`: the claiming public key and when it claimed
+//!   (ms since the Unix epoch; a bare key, as stored before claims had times, counts as 0).
 //! - `networks`: network name → its policy, as JSON.
 //!
 //! Version 1 stores are migrated on open in one transaction (their rows move to `rest_log` in
@@ -61,7 +62,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::model::{Instance, NetworkName, ServiceName};
-use crate::security::{NetworkConfig, Policy};
+use crate::security::{Claim, NetworkConfig, Policy};
 
 /// File name of the store inside the data dir.
 pub const STORE_FILE: &str = "netget.redb";
@@ -164,8 +165,8 @@ struct RestRecordRef<'a> {
 pub struct Loaded {
     /// REST registrations.
     pub rest: Vec<RestRecord>,
-    /// Name claims: (network, service) → public key.
-    pub claims: Vec<(NetworkName, ServiceName, String)>,
+    /// Name claims: (network, service) → the claim.
+    pub claims: Vec<(NetworkName, ServiceName, Claim)>,
     /// Stored network policies (empty when none were ever stored).
     pub networks: Vec<NetworkConfig>,
 }
@@ -363,16 +364,16 @@ impl Store {
         let _ = self.queue(Op::DeleteRest(rest_key(instance)), None);
     }
 
-    /// Records that `public_key` owns `service` in `network`; resolves once on disk.
+    /// Records that `claim.key` owns `service` in `network`; resolves once on disk.
     pub async fn put_claim(
         &self,
         network: &NetworkName,
         service: &ServiceName,
-        public_key: &str,
+        claim: &Claim,
     ) -> Result<()> {
         self.durable(Ok(Op::PutClaim(
             format!("{network}/{service}"),
-            public_key.to_string(),
+            format!("{} {}", claim.at, claim.key),
         )))
         .await
     }
@@ -429,7 +430,16 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
         let (k, v) = row.map_err(|e| storage(path, e))?;
         if let Some((net, svc)) = k.value().split_once('/') {
             if let (Ok(n), Ok(s)) = (NetworkName::new(net), ServiceName::new(svc)) {
-                loaded.claims.push((n, s, v.value().to_string()));
+                // `AT KEY`; a bare key is a claim stored before claims had times (the earliest).
+                let (at, key) = match v.value().split_once(' ') {
+                    Some((at, key)) => (at.parse().unwrap_or(0), key),
+                    None => (0, v.value()),
+                };
+                let claim = Claim {
+                    key: std::sync::Arc::from(key),
+                    at,
+                };
+                loaded.claims.push((n, s, claim));
             }
         }
     }

@@ -125,7 +125,10 @@ async fn what_was_acknowledged_is_there_after_reopening() {
             .put_claim(
                 &NetworkName::new("secure").unwrap(),
                 &ServiceName::new("orders").unwrap(),
-                "KEY",
+                &crate::security::Claim {
+                    key: "KEY".into(),
+                    at: 42,
+                },
             )
             .await
             .unwrap();
@@ -140,6 +143,11 @@ async fn what_was_acknowledged_is_there_after_reopening() {
     assert_eq!(loaded.rest[0].ttl_ms, Some(30_000));
     assert_eq!(loaded.rest[0].token.as_deref(), Some("tok"));
     assert_eq!(loaded.claims.len(), 1);
+    assert_eq!(
+        (&*loaded.claims[0].2.key, loaded.claims[0].2.at),
+        ("KEY", 42),
+        "a claim keeps its key and its time"
+    );
     assert_eq!(loaded.networks.len(), 1);
 }
 
@@ -243,6 +251,11 @@ async fn a_version_1_store_is_migrated_and_loads_its_records() {
         assert_eq!(loaded.rest[1].ttl_ms, Some(5_000));
         assert_eq!(loaded.rest[1].token.as_deref(), Some("digest-z"));
         assert_eq!(loaded.claims.len(), 1);
+        assert_eq!(
+            (&*loaded.claims[0].2.key, loaded.claims[0].2.at),
+            ("KEY", 0),
+            "a claim stored without a time reads as the earliest"
+        );
         // Migrated rows are indexed like any other: replacing one removes it.
         let mut moved = inst("z");
         moved.address = "http://moved".into();
