@@ -6,16 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-need_apt=()
-command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
-command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
-fi
-# Debian starts an etcd service of its own on install; it is not used (ours picks free ports).
+. bench/deps.sh
 
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -20,7 +20,7 @@ const PREFIX: &str = "/services/development/";
 /// TTL of the leases of the load phases: long enough to outlive the run.
 const LONG_TTL: i64 = 900;
 
-async fn connect(endpoint: &str) -> Res<Client> {
+pub(crate) async fn connect(endpoint: &str) -> Res<Client> {
     Ok(Client::connect([endpoint], None).await?)
 }
 
@@ -54,7 +54,7 @@ where
 
 /// Registers `range` as a registry would, under services `<service>-0` .. `<service>-99`: a
 /// lease grant, then a put attached to it.
-async fn register(
+pub(crate) async fn register(
     clients: &[Client],
     service: &'static str,
     range: std::ops::Range<usize>,
@@ -113,8 +113,10 @@ async fn discovery(
 /// `watchers` connections each watch the prefix of one service; one writer puts an instance of
 /// it `events` times, `pace` apart. Each sample runs from the moment the writer sends its put to
 /// the moment a watcher has decoded the event.
-async fn watch(
+/// (`endpoint`: the watchers'; `writer`: the writer's, the same member or another.)
+pub(crate) async fn watch(
     endpoint: &str,
+    writer: &str,
     pid: Option<u32>,
     watchers: usize,
     events: usize,
@@ -163,7 +165,7 @@ async fn watch(
             got
         }));
     }
-    let mut writer = connect(endpoint).await?;
+    let mut writer = connect(writer).await?;
     let key = format!("{prefix}w");
     let meter = CpuMeter::start(pid);
     let t0 = tokio::time::Instant::now();
@@ -201,7 +203,7 @@ async fn bare_puts(clients: &[Client], n: usize, inflight: usize) -> Res<f64> {
 }
 
 /// Keys under `prefix`, fetched with their values as discovery would.
-async fn count(client: &Client, prefix: &str) -> Res<usize> {
+pub(crate) async fn count(client: &Client, prefix: &str) -> Res<usize> {
     let mut kv = client.kv_client().max_decoding_message_size(256 << 20);
     Ok(kv
         .get(prefix, Some(GetOptions::new().with_prefix()))
@@ -328,14 +330,21 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     let cpu;
     (f.watch_one, cpu) = bounded(
         "etcd watch",
-        watch(&endpoint, pid, 1, opts.events_one, pace),
+        watch(&endpoint, &endpoint, pid, 1, opts.events_one, pace),
     )
     .await?;
     f.cpu.insert("watchOne".into(), cpu);
     let cpu;
     (f.watch_many, cpu) = bounded(
         "etcd watch",
-        watch(&endpoint, pid, opts.watchers, opts.events_many, pace_many),
+        watch(
+            &endpoint,
+            &endpoint,
+            pid,
+            opts.watchers,
+            opts.events_many,
+            pace_many,
+        ),
     )
     .await?;
     f.cpu.insert("watchMany".into(), cpu);

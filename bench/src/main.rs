@@ -6,6 +6,7 @@
 //! counts), and prints one table with netget, etcd and the ratio for each figure. The results go
 //! to a JSON file (`--out`) that `bench/plot.py` draws. Run by hand (`bench/run.sh`), never in CI.
 
+mod cluster;
 mod etcd_side;
 mod netget_side;
 mod procs;
@@ -37,6 +38,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// A cluster of three netget registries against a 3-member etcd cluster.
+    Cluster(cluster::ClusterOpts),
     /// (internal) Hold `count` netget sessions with one instance each until stdin closes.
     #[command(hide = true)]
     HoldNetget {
@@ -260,6 +263,12 @@ async fn compare(opts: Opts) -> Res<()> {
 
 async fn main_async(cli: Cli) -> Res<()> {
     match cli.cmd {
+        Some(Cmd::Cluster(opts)) => {
+            let budget = Duration::from_secs(600);
+            tokio::time::timeout(budget, cluster::compare(opts))
+                .await
+                .map_err(|_| format!("the cluster comparison took more than {budget:?}"))?
+        }
         Some(Cmd::HoldNetget {
             url,
             count,

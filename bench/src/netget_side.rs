@@ -20,12 +20,12 @@ fn name(s: &str) -> Res<ServiceName> {
 
 /// Keeps reading a session, so it answers the registry's pings and its instances stay (a
 /// session silent for the session timeout is ended and its instances removed).
-fn keep_reading(mut conn: Connection) {
+pub(crate) fn keep_reading(mut conn: Connection) {
     tokio::spawn(async move { while recv_message(&mut conn.socket).await.is_ok() {} });
 }
 
 /// Registers `range` over `conns`, `window` requests in flight on each; returns registrations/s.
-async fn register(
+pub(crate) async fn register(
     conns: Vec<Connection>,
     range: std::ops::Range<usize>,
     window: usize,
@@ -159,8 +159,11 @@ async fn session_discovery(
 /// `watchers` sessions watch one service; one writer session re-registers an instance of it
 /// `events` times, `pace` apart. Each sample runs from the moment the writer sends its
 /// `register` to the moment a watcher has decoded the event.
-async fn watch(
+/// `watchers` sessions on `url` watch one service; a writer on `writer_url` (the same registry,
+/// or another of its cluster) changes it `events` times, `pace` apart.
+pub(crate) async fn watch(
     url: &str,
+    writer_url: &str,
     pid: Option<u32>,
     watchers: usize,
     events: usize,
@@ -220,7 +223,7 @@ async fn watch(
             got
         }));
     }
-    let mut writer = open(url).await?;
+    let mut writer = open(writer_url).await?;
     let meter = CpuMeter::start(pid);
     let t0 = tokio::time::Instant::now();
     for seq in 0..events {
@@ -397,13 +400,16 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         Duration::from_millis(opts.pace_many_ms),
     );
     let cpu;
-    (f.watch_one, cpu) =
-        bounded("netget watch", watch(&url, pid, 1, opts.events_one, pace)).await?;
+    (f.watch_one, cpu) = bounded(
+        "netget watch",
+        watch(&url, &url, pid, 1, opts.events_one, pace),
+    )
+    .await?;
     f.cpu.insert("watchOne".into(), cpu);
     let cpu;
     (f.watch_many, cpu) = bounded(
         "netget watch",
-        watch(&url, pid, opts.watchers, opts.events_many, pace_many),
+        watch(&url, &url, pid, opts.watchers, opts.events_many, pace_many),
     )
     .await?;
     f.cpu.insert("watchMany".into(), cpu);

@@ -108,6 +108,11 @@ fn drain(mut lines: Lines<BufReader<ChildStdout>>) {
 /// URL. Rate limits are lifted as in `netget bench` (the load generator is one IP sending far
 /// more than a node would).
 pub async fn start_netget(exe: &Path, dir: &Path) -> Res<(Proc, String)> {
+    start_netget_with(exe, dir, &[]).await
+}
+
+/// The same, with more arguments (`--join URL`, `--gossip-listen ADDR`).
+pub async fn start_netget_with(exe: &Path, dir: &Path, extra: &[String]) -> Res<(Proc, String)> {
     let config = dir.join("netget.toml");
     std::fs::write(
         &config,
@@ -120,6 +125,7 @@ pub async fn start_netget(exe: &Path, dir: &Path) -> Res<(Proc, String)> {
         .arg(&config)
         .arg("--data")
         .arg(dir)
+        .args(extra)
         .env("NETGET_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -152,46 +158,80 @@ pub async fn start_netget(exe: &Path, dir: &Path) -> Res<(Proc, String)> {
 
 /// Starts a single-node etcd on 127.0.0.1 with `dir` as its data dir, and waits until it answers.
 pub async fn start_etcd(exe: &Path, dir: &Path) -> Res<(Proc, String)> {
-    let (client, peer) = (free_port()?, free_port()?);
-    let client_url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let log = dir.join("etcd.log");
-    let child = Command::new(exe)
-        .arg("--name=bench")
-        .arg(format!("--data-dir={}", dir.join("data").display()))
-        .arg(format!("--listen-client-urls={client_url}"))
-        .arg(format!("--advertise-client-urls={client_url}"))
-        .arg(format!("--listen-peer-urls={peer_url}"))
-        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .arg(format!("--initial-cluster=bench={peer_url}"))
-        .arg("--initial-cluster-state=new")
-        .args(["--logger=zap", "--log-outputs=stderr", "--log-level=warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let mut proc = Proc {
-        child,
-        what: "etcd",
-        log: Some(log),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        proc.check_alive()?;
-        let ready = async {
-            let mut c = etcd_client::Client::connect([client_url.as_str()], None).await?;
-            c.status().await
-        };
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), ready).await {
-            return Ok((proc, client_url));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("etcd did not answer within 20 s{}", proc.log_tail()).into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    start_etcd_cluster(exe, dir, 1)
+        .await?
+        .pop()
+        .ok_or_else(|| "no etcd started".into())
+}
+
+/// Starts an etcd cluster of `n` members on 127.0.0.1 (data dirs under `dir`), and waits until
+/// each answers; returns them with their client URLs.
+pub async fn start_etcd_cluster(exe: &Path, dir: &Path, n: usize) -> Res<Vec<(Proc, String)>> {
+    let ports: Vec<(u16, u16)> = (0..n)
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<Res<_>>()?;
+    let initial: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+        .collect();
+    let initial = initial.join(",");
+    let mut members = Vec::with_capacity(n);
+    for (i, (client, peer)) in ports.iter().enumerate() {
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = dir.join(format!("etcd-m{i}.log"));
+        let child = Command::new(exe)
+            .arg(format!("--name=m{i}"))
+            .arg(format!(
+                "--data-dir={}",
+                dir.join(format!("m{i}")).display()
+            ))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster={initial}"))
+            .arg("--initial-cluster-state=new")
+            .arg("--initial-cluster-token=netget-bench")
+            .args(["--logger=zap", "--log-outputs=stderr", "--log-level=warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        members.push((
+            Proc {
+                child,
+                what: "etcd member",
+                log: Some(log),
+            },
+            client_url,
+        ));
     }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (proc, url) in members.iter_mut() {
+        loop {
+            proc.check_alive()?;
+            let ready = async {
+                let mut c = etcd_client::Client::connect([url.as_str()], None).await?;
+                c.get("ready-probe", None).await
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), ready).await {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the etcd cluster did not answer within 30 s{}",
+                    proc.log_tail()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(members)
 }
 
 /// Starts this binary as a node holder (`hold-netget` / `hold-etcd`) and waits for its `ready`
