@@ -902,3 +902,71 @@ async fn two_claims_of_one_name_made_apart_resolve_the_same_everywhere_and_the_l
         r.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_network_behaves_the_same_on_every_registry() {
+    use netget::security::{NetworkConfig, Policy};
+    let tokened = |c: RegistryConfig| {
+        let mut c = c;
+        c.networks = vec![NetworkConfig {
+            name: netget::model::NetworkName::new("production").unwrap(),
+            policy: Policy::Token {
+                tokens: vec!["prod-token-1".into()],
+            },
+        }];
+        c.networks_configured = true;
+        c
+    };
+    let (a, _da) = common::registry_with(|c| tokened(clustered(c, &[]))).await;
+    let (b, _db) = common::registry_with(|c| tokened(clustered(c, &[&a.url()]))).await;
+    linked(&[&a, &b]).await;
+    let with = |url: &str| {
+        RestClient::new(url)
+            .unwrap()
+            .token(Some("prod-token-1".into()))
+    };
+    with(&a.url())
+        .register(
+            "production",
+            "orders",
+            "o1",
+            &rest_registration("http://127.0.0.1:9"),
+        )
+        .await
+        .unwrap();
+    // With the token: the same answer on both; without it: the same refusal on both.
+    let seen = common::wait_until(LONG, || async {
+        with(&b.url())
+            .discover("production", "orders", true, &[])
+            .await
+            .is_ok_and(|d| d.instances.len() == 1)
+    })
+    .await;
+    assert!(seen.is_some());
+    for r in [&a, &b] {
+        let refused = RestClient::new(&r.url())
+            .unwrap()
+            .discover("production", "orders", true, &[])
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "NETGET_UNAUTHORIZED", "{}", r.url());
+        let wrong = RestClient::new(&r.url())
+            .unwrap()
+            .token(Some("not-the-token".into()))
+            .heartbeat("production", "orders", "o1")
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), "NETGET_UNAUTHORIZED", "{}", r.url());
+    }
+    // A heartbeat with the token works on either (on B, forwarded to A, the owner).
+    for r in [&a, &b] {
+        let renewed = with(&r.url())
+            .heartbeat("production", "orders", "o1")
+            .await
+            .unwrap();
+        assert_eq!(renewed.registry.as_ref(), a.registry_id());
+    }
+    for r in [a, b] {
+        r.shutdown().await.unwrap();
+    }
+}

@@ -191,6 +191,11 @@ impl Membership {
                 ))
             })?;
         tracing::info!(gossip = %listen, peers = ?cluster.join, "cluster membership started");
+        if cluster.keys.is_empty() {
+            tracing::info!(
+                "no [cluster] keys are configured: replication links are taken from loopback addresses only (list the peers' registry keys for a cluster across machines)"
+            );
+        }
         let live_rx = handle.chitchat().lock().await.live_nodes_watcher();
         let watch_policies = tokio::spawn(warn_of_other_policies(live_rx, policies));
         Ok(Some(Membership {
