@@ -98,6 +98,33 @@ test('a CLI registration shows at once, then its status changes live', { timeout
   }
 });
 
+test('in a cluster: the peers show, and an instance held for a killed registry is marked', { timeout: 60000 }, async () => {
+  // A keeps a lost peer's instances for 10 s: long enough to see them marked.
+  const a = await h.startRegistry({ args: ['--gossip-listen', '127.0.0.1:0'], config: '[cluster]\ngrace = "10s"\n' });
+  const b = await h.startRegistry({ args: ['--join', a.url] });
+  const { page } = browser;
+  const hold = await h.holdRegistration(b.url, 'on-b', 'http://127.0.0.1:9300');
+  try {
+    await openDashboard(page, `${a.url}/`);
+    const peerState = () => page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#peers [data-peer]')].map((p) => [p.dataset.peer, p.dataset.state])));
+    const states = await h.waitFor(async () => {
+      const s = await peerState();
+      return Object.keys(s).length === 2 && Object.values(s).every((v) => v === 'live') && s;
+    }, 20000, 'both registries live and linked on the dashboard');
+    assert.equal(Object.keys(states).length, 2);
+    // B's instance shows on A's dashboard, not marked.
+    await page.waitForSelector(row('on-b'), { timeout: 10000 });
+    assert.equal(await page.$(`${row('on-b')} .held`), null);
+    b.child.kill('SIGKILL');
+    // Within the grace period: still listed, marked as held for the lost registry.
+    await page.waitForSelector(`${row('on-b')} .held`, { timeout: 10000 });
+    const after = await peerState();
+    assert.ok(Object.values(after).some((v) => v === 'dead' || v === 'unlinked'), JSON.stringify(after));
+  } finally {
+    await h.kill(hold);
+  }
+});
+
 test('the network selector switches the watched network', { timeout: 30000 }, async () => {
   const registry = await h.startRegistry({ args: ['--network', 'alpha', '--network', 'beta'] });
   const { page } = browser;
