@@ -100,6 +100,10 @@ pub struct ClusterConfig {
     /// How long a peer registry's instances stay discoverable here after its replication link
     /// is lost, waiting for the link to return or their nodes to fail over.
     pub grace: Duration,
+    /// The CA (PEM) that `https://` peers' certificates are checked against; `None`: this
+    /// registry's own certificate file (a certificate shared by the cluster, or a bundle that
+    /// carries the CA).
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -112,6 +116,7 @@ impl Default for ClusterConfig {
             name: "netget".into(),
             keys: Vec::new(),
             grace: Duration::from_secs(5),
+            ca: None,
         }
     }
 }
@@ -249,8 +254,11 @@ impl RegistryConfig {
                 c.cluster.grace = g.0;
             }
             if let Some(n) = cluster.name {
+                crate::model::NetworkName::new(&n)
+                    .map_err(|e| Error::InvalidInput(format!("[cluster] name {n:?}: {e}")))?;
                 c.cluster.name = n;
             }
+            c.cluster.ca = cluster.ca.map(|p| base.join(p));
         }
         if !file.network.is_empty() {
             c.networks = file
@@ -352,6 +360,7 @@ struct FileCluster {
     keys: Vec<String>,
     grace: Option<WireDuration>,
     name: Option<String>,
+    ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -496,6 +505,7 @@ keys = [{ public_key = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", services 
 [cluster]
 keys = ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="]
 grace = "3s"
+ca = "cluster-ca.pem"
 
 [cors]
 allowed_origins = ["http://localhost:3000"]
@@ -523,6 +533,10 @@ session_timeout = "2s"
         );
         assert_eq!(c.cluster.keys.len(), 1);
         assert_eq!(c.cluster.grace, Duration::from_secs(3));
+        assert_eq!(
+            c.cluster.ca.as_deref(),
+            Some(Path::new("/etc/netget/cluster-ca.pem"))
+        );
         assert_eq!(c.limits.session_rate, 50);
         assert_eq!(c.session_timeout, Duration::from_secs(2));
     }
@@ -537,6 +551,7 @@ session_timeout = "2s"
             ("[[network]]\nname = \"p\"\npolicy = \"token\"\ntokens = [\"short\"]\n", "at least 8"),
             ("[[network]]\nname = \"s\"\npolicy = \"keys\"\nkeys = [{ public_key = \"nope\" }]\n", "publicKey"),
             ("[cluster]\nkeys = [\"nope\"]\n", "not a registry's public key"),
+            ("[cluster]\nname = \"not a name\"\n", "[cluster] name"),
         ] {
             let e = RegistryConfig::from_toml(text, base).err().unwrap_or_else(|| panic!("{text} parsed"));
             assert!(e.to_string().contains(needle), "{text}: {e}");

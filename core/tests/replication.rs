@@ -970,3 +970,47 @@ async fn a_token_network_behaves_the_same_on_every_registry() {
         r.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_with_tls_replicate_over_tls_links_checked_against_the_cluster_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::make_pki(pki.path());
+    let tls = |mut c: RegistryConfig, join: &[&str], ca: Option<&std::path::Path>| {
+        c = clustered(c, join);
+        c.tls = Some(netget::config::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+        c.cluster.ca = ca.map(std::path::Path::to_path_buf);
+        c
+    };
+    let (a, _da) = common::registry_with(|c| tls(c, &[], Some(&ca))).await;
+    assert!(a.url().starts_with("https://"));
+    let (b, _db) = common::registry_with(|c| tls(c, &[&a.url()], Some(&ca))).await;
+    linked(&[&a, &b]).await;
+    let rest = |url: &str| RestClient::with_tls(url, Some(&ca)).unwrap();
+    rest(&a.url())
+        .register(
+            "development",
+            "orders",
+            "o1",
+            &rest_registration("http://127.0.0.1:9"),
+        )
+        .await
+        .unwrap();
+    let seen = common::wait_until(LONG, || async {
+        ids(&rest(&b.url()), "orders").await.len() == 1
+    })
+    .await;
+    assert!(seen.is_some());
+    // A registry that trusts only its own (leaf) certificate cannot check its peers': no link.
+    let (c, _dc) = common::registry_with(|c| tls(c, &[&a.url()], None)).await;
+    let never = common::wait_until(Duration::from_secs(3), || async {
+        c.cluster_members().await.iter().any(|m| m.linked)
+    })
+    .await;
+    assert!(never.is_none(), "{:?}", c.cluster_members().await);
+    for r in [a, b, c] {
+        r.shutdown().await.unwrap();
+    }
+}

@@ -149,10 +149,7 @@ async fn open(state: &RegistryState, url: &str) -> Result<Connection> {
     dial.node_type = "registry";
     dial.timeout = state.config.handshake_timeout.max(Duration::from_secs(2));
     if url.starts_with("https://") || url.starts_with("wss://") {
-        // Peers of a TLS cluster are trusted by this registry's own certificate file (a
-        // shared one, or one that carries the cluster's CA).
-        let ca = state.config.tls.as_ref().map(|t| t.cert.as_path());
-        dial.tls = Some(crate::tls::client_config(ca)?);
+        dial.tls = Some(crate::tls::client_config(super::peer_ca(&state.config))?);
     }
     Connection::open(url, &dial).await
 }

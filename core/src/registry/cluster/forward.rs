@@ -22,8 +22,7 @@ pub(crate) async fn forward(
     token: Option<String>,
     body: Option<Vec<u8>>,
 ) -> Result<(StatusCode, Bytes)> {
-    let ca = state.config.tls.as_ref().map(|t| t.cert.as_path());
-    RestClient::with_tls(owner_url, ca)?
+    RestClient::with_tls(owner_url, super::peer_ca(&state.config))?
         .token(token)
         .header(FORWARDED_BY, state.registry_id.to_string())
         .raw(method, path, body)

@@ -28,3 +28,13 @@ pub(crate) use link::serve_link;
 pub(crate) use links::{Claimed, Links, Relayed};
 pub(crate) use membership::{policies_digest, Membership};
 pub use membership::{ClusterSummary, Member};
+
+/// What `https://` peers' certificates are checked against: `[cluster] ca`, else this registry's
+/// own certificate file.
+fn peer_ca(config: &crate::config::RegistryConfig) -> Option<&std::path::Path> {
+    config
+        .cluster
+        .ca
+        .as_deref()
+        .or(config.tls.as_ref().map(|t| t.cert.as_path()))
+}
