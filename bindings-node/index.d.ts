@@ -149,9 +149,13 @@ export interface NetgetOptions {
   /** Network to join (members) or to serve as open (registries). Default `'development'`. */
   network?: string;
   metadata?: Metadata;
-  /** Registries to use (`http(s)://` or `ws(s)://`; several = failover). Default `http://127.0.0.1:7700`.
+  /** Registries to use (`http(s)://` or `ws(s)://`; several = failover: the node starts at a
+   * random one and, losing it, moves to a random other one). Default `http://127.0.0.1:7700`.
    * For a registry node: the peer registries whose cluster it joins. */
   registryNodes?: string[];
+  /** Use `registryNodes` in the order given (start at the first, fail over to the next): for
+   * registries that are not one cluster. Default `false`. */
+  inOrder?: boolean;
   /** An active check for the registry to run on this service. */
   health?: HealthCheck;
   /** Join token, for networks whose policy needs one. */

@@ -9,8 +9,9 @@
 //! - memory per instance on a member that only holds copies (netget: a replica; etcd: a follower);
 //! - bytes a member sends per second at rest (gossip and link pings; raft heartbeats), read
 //!   from the loopback interface's counters, so the machine should be otherwise quiet;
-//! - netget only: a registry holding 1,000 nodes killed (time until every node is owned by a
-//!   survivor), and a new registry joining a cluster of 100k instances (time until it is ready).
+//! - a member killed while 1,000 nodes depend on it, until all are served again (netget: the
+//!   registry holding their sessions; etcd: the leader);
+//! - a new member joining a cluster of over 100k instances, until it serves all of them.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,7 +87,8 @@ pub struct ClusterFigures {
     /// netget only: seconds from SIGKILL of a registry holding `killed` nodes until every one
     /// is owned by a survivor, seen on both.
     pub killed_recovery_secs: Option<f64>,
-    /// netget only: seconds from starting a new registry until it is ready with every instance.
+    /// Seconds from starting a new registry (netget) or adding a member (etcd) until it serves
+    /// every instance (netget: `/health` ready with all of them; etcd: a serializable count).
     pub join_ready_secs: Option<f64>,
 }
 
@@ -464,8 +466,44 @@ async fn etcd_side(opts: &ClusterOpts, dir: &Path) -> Res<ClusterFigures> {
     if let (Some(a), Some(b)) = (rss_after, rss_before) {
         f.bytes_per_copy = Some(a.saturating_sub(b) as f64 * 1024.0 / opts.join_instances as f64);
     }
+    f.join_ready_secs = Some(bounded("etcd join", etcd_join(opts, dir, &urls[0])).await?);
     f.killed_recovery_secs = Some(bounded("etcd killed leader", etcd_killed(opts, members)).await?);
     Ok(f)
+}
+
+/// A fourth member added (`member add`, then started): the seconds from the add until it serves,
+/// from its own state (a serializable read), as many keys as the cluster holds.
+async fn etcd_join(opts: &ClusterOpts, dir: &Path, first: &str) -> Res<f64> {
+    let prefix = "/services/";
+    let count = |c: etcd_client::Client| async move {
+        let mut kv = c.kv_client();
+        let opts = etcd_client::GetOptions::new()
+            .with_prefix()
+            .with_count_only()
+            .with_serializable();
+        Ok::<i64, etcd_client::Error>(kv.get(prefix, Some(opts)).await?.count())
+    };
+    let mut client = etcd_side::connect(first).await?;
+    let expected = count(client.clone()).await?;
+    let t0 = Instant::now();
+    let (_joiner, url) = crate::procs::join_etcd_member(&opts.etcd, dir, &mut client).await?;
+    loop {
+        let got = tokio::time::timeout(Duration::from_millis(500), async {
+            let c = etcd_side::connect(&url).await.ok()?;
+            count(c).await.ok()
+        })
+        .await;
+        if matches!(got, Ok(Some(n)) if n >= expected) {
+            return Ok(t0.elapsed().as_secs_f64());
+        }
+        if t0.elapsed() > Duration::from_secs(110) {
+            return Err(format!(
+                "the joining etcd member did not serve {expected} keys within 110 s"
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `opts.killed` leases with a key each, kept alive through a follower; SIGKILL the leader; the
@@ -644,9 +682,16 @@ fn print(opts: &ClusterOpts, n: &ClusterFigures, e: &ClusterFigures) {
         )
     );
     println!(
-        "{:<58} {:>14} {:>14}",
-        format!("new registry ready with {} instances", opts.join_instances),
+        "{:<58} {:>14} {:>14} {:>9}",
+        format!(
+            "a new member serving every instance (> {})",
+            opts.join_instances
+        ),
         opt(n.join_ready_secs, "s"),
-        "not measured"
+        opt(e.join_ready_secs, "s"),
+        ratio(
+            n.join_ready_secs.unwrap_or(0.0),
+            e.join_ready_secs.unwrap_or(0.0)
+        )
     );
 }

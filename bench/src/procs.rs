@@ -234,6 +234,52 @@ pub async fn start_etcd_cluster(exe: &Path, dir: &Path, n: usize) -> Res<Vec<(Pr
     Ok(members)
 }
 
+/// Adds a member to the etcd cluster behind `client` (`member add`) and starts it with its data
+/// dir under `dir`, joining the existing members; returns it and its client URL as soon as the
+/// process runs (it catches up by itself).
+pub async fn join_etcd_member(
+    exe: &Path,
+    dir: &Path,
+    client: &mut etcd_client::Client,
+) -> Res<(Proc, String)> {
+    let (port, peer) = (free_port()?, free_port()?);
+    let client_url = format!("http://127.0.0.1:{port}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let list = client.member_list().await?;
+    let mut initial: Vec<String> = list
+        .members()
+        .iter()
+        .filter_map(|m| Some(format!("{}={}", m.name(), m.peer_urls().first()?)))
+        .collect();
+    client.member_add([peer_url.as_str()], None).await?;
+    initial.push(format!("joiner={peer_url}"));
+    let log = dir.join("etcd-joiner.log");
+    let child = Command::new(exe)
+        .arg("--name=joiner")
+        .arg(format!("--data-dir={}", dir.join("joiner").display()))
+        .arg(format!("--listen-client-urls={client_url}"))
+        .arg(format!("--advertise-client-urls={client_url}"))
+        .arg(format!("--listen-peer-urls={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!("--initial-cluster={}", initial.join(",")))
+        .arg("--initial-cluster-state=existing")
+        .args(["--logger=zap", "--log-outputs=stderr", "--log-level=warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    Ok((
+        Proc {
+            child,
+            what: "etcd joiner",
+            log: Some(log),
+        },
+        client_url,
+    ))
+}
+
 /// Starts this binary as a node holder (`hold-netget` / `hold-etcd`) and waits for its `ready`
 /// line. The holder exits by itself when its stdin closes, so it cannot outlive this process.
 pub async fn start_holder(args: &[String], limit: Duration) -> Res<Proc> {

@@ -262,7 +262,11 @@ async def _gone(c: Netget, name: str) -> bool:
 
 async def test_failover_between_two_registries(registry_process: Any) -> None:
     first, second = registry_process(), registry_process()
-    async with service([first.url, second.url]) as node, client(second.url) as on_second:
+    # In order: two registries that are not a cluster, the session on the first.
+    async with (
+        service([first.url, second.url], in_order=True) as node,
+        client(second.url) as on_second,
+    ):
         inst = await node.register_with_network()
         assert await on_second.discover_service_nodes("orders", cached=False) == []
         first.kill()

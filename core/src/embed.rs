@@ -41,6 +41,10 @@ pub struct NodeSpec {
     /// Registries to use (members) or to join as peers (registries: their cluster).
     #[serde(default, alias = "registry_nodes")]
     pub registry_nodes: Vec<String>,
+    /// Members: use `registryNodes` in the order given (start at the first, fail over to the
+    /// next) instead of starting at a random one — for registries that are not one cluster.
+    #[serde(default, alias = "in_order")]
+    pub in_order: bool,
     /// An active health check for the registry to run.
     pub health: Option<HealthCheck>,
     /// Join token.
@@ -137,6 +141,7 @@ impl NodeSpec {
             verify: self.verify,
             trusted_keys: self.trusted_keys.clone(),
             key: self.key()?,
+            in_order: self.in_order,
             ..NetgetOptions::default()
         };
         if !self.registry_nodes.is_empty() {
@@ -517,6 +522,12 @@ mod tests {
         let b = NodeSpec::from_value(json!({"node_type":"client","registry_nodes":["http://a:1"]}))
             .unwrap();
         assert_eq!(a.registry_nodes, b.registry_nodes);
+        // Members start at a random registry unless told to take them in order.
+        assert!(!a.member_options(NodeType::Client).unwrap().in_order);
+        for ordered in [json!({"inOrder": true}), json!({"in_order": true})] {
+            let o = NodeSpec::from_value(ordered).unwrap();
+            assert!(o.member_options(NodeType::Client).unwrap().in_order);
+        }
         let e = NodeSpec::from_value(json!({"registryNode":["x"]})).unwrap_err();
         assert!(e.to_string().contains("registryNode"), "{e}");
         let s = NodeSpec::from_value(json!({"metadata":{"name":"web"}})).unwrap();

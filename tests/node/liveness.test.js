@@ -50,7 +50,8 @@ describe('liveness', { timeout: 90_000 }, () => {
   it('removeRegistryNode() of the current registry moves the session to the next one', async () => {
     const first = await startRegistry();
     const second = await startRegistry();
-    const svc = service('mover', 'http://127.0.0.1:8850', [first.url, second.url]);
+    // In order: two registries that are not a cluster, the session on the first.
+    const svc = service('mover', 'http://127.0.0.1:8850', [first.url, second.url], { inOrder: true });
     const instance = await svc.registerWithNetwork();
     const onFirst = client([first.url]);
     const onSecond = client([second.url]);
@@ -69,7 +70,7 @@ describe('liveness', { timeout: 90_000 }, () => {
   it('when its registry is killed, a service fails over to the next one by itself', async () => {
     const first = await spawnRegistry(['--session-timeout', '2s']);
     const second = await spawnRegistry(['--session-timeout', '2s']);
-    const { instance } = await spawnService('payments', [first.url, second.url]);
+    const { instance } = await spawnService('payments', [first.url, second.url], { options: { inOrder: true } });
     const onFirst = client([first.url]);
     assert.equal((await onFirst.discoverServiceNode('payments', { cached: false })).id, instance.id);
 

@@ -99,8 +99,9 @@ class Netget:
     function or ``async def`` seeing every handshake and registration). Options of members
     (services and clients): ``metadata`` (``name``, ``address``, ``tags``, ``version``, ``id``,
     ``weight`` and any other keys), ``network``,
-    ``registry_nodes``, ``health``, ``token``, ``tls`` (``{"ca": "ca.pem"}``), ``verify``,
-    ``trusted_keys``, ``key`` / ``key_file``, ``data_dir``, ``request_timeout``.
+    ``registry_nodes`` (a random one first; ``in_order=True`` takes them in the order given, for
+    registries that are not one cluster), ``health``, ``token``, ``tls`` (``{"ca": "ca.pem"}``),
+    ``verify``, ``trusted_keys``, ``key`` / ``key_file``, ``data_dir``, ``request_timeout``.
     """
 
     def __init__(
