@@ -466,14 +466,17 @@ async fn etcd_side(opts: &ClusterOpts, dir: &Path) -> Res<ClusterFigures> {
     if let (Some(a), Some(b)) = (rss_after, rss_before) {
         f.bytes_per_copy = Some(a.saturating_sub(b) as f64 * 1024.0 / opts.join_instances as f64);
     }
-    f.join_ready_secs = Some(bounded("etcd join", etcd_join(opts, dir, &urls[0])).await?);
+    // The joiner stays up: with it, the cluster has four members, and losing the leader must
+    // leave a quorum of three.
+    let (joined, _joiner) = bounded("etcd join", etcd_join(opts, dir, &urls[0])).await?;
+    f.join_ready_secs = Some(joined);
     f.killed_recovery_secs = Some(bounded("etcd killed leader", etcd_killed(opts, members)).await?);
     Ok(f)
 }
 
 /// A fourth member added (`member add`, then started): the seconds from the add until it serves,
 /// from its own state (a serializable read), as many keys as the cluster holds.
-async fn etcd_join(opts: &ClusterOpts, dir: &Path, first: &str) -> Res<f64> {
+async fn etcd_join(opts: &ClusterOpts, dir: &Path, first: &str) -> Res<(f64, Proc)> {
     let prefix = "/services/";
     let count = |c: etcd_client::Client| async move {
         let mut kv = c.kv_client();
@@ -486,7 +489,7 @@ async fn etcd_join(opts: &ClusterOpts, dir: &Path, first: &str) -> Res<f64> {
     let mut client = etcd_side::connect(first).await?;
     let expected = count(client.clone()).await?;
     let t0 = Instant::now();
-    let (_joiner, url) = crate::procs::join_etcd_member(&opts.etcd, dir, &mut client).await?;
+    let (joiner, url) = crate::procs::join_etcd_member(&opts.etcd, dir, &mut client).await?;
     loop {
         let got = tokio::time::timeout(Duration::from_millis(500), async {
             let c = etcd_side::connect(&url).await.ok()?;
@@ -494,7 +497,7 @@ async fn etcd_join(opts: &ClusterOpts, dir: &Path, first: &str) -> Res<f64> {
         })
         .await;
         if matches!(got, Ok(Some(n)) if n >= expected) {
-            return Ok(t0.elapsed().as_secs_f64());
+            return Ok((t0.elapsed().as_secs_f64(), joiner));
         }
         if t0.elapsed() > Duration::from_secs(110) {
             return Err(format!(

@@ -178,37 +178,15 @@ pub async fn start_etcd_cluster(exe: &Path, dir: &Path, n: usize) -> Res<Vec<(Pr
     let initial = initial.join(",");
     let mut members = Vec::with_capacity(n);
     for (i, (client, peer)) in ports.iter().enumerate() {
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = dir.join(format!("etcd-m{i}.log"));
-        let child = Command::new(exe)
-            .arg(format!("--name=m{i}"))
-            .arg(format!(
-                "--data-dir={}",
-                dir.join(format!("m{i}")).display()
-            ))
-            .arg(format!("--listen-client-urls={client_url}"))
-            .arg(format!("--advertise-client-urls={client_url}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster={initial}"))
-            .arg("--initial-cluster-state=new")
-            .arg("--initial-cluster-token=netget-bench")
-            .args(["--logger=zap", "--log-outputs=stderr", "--log-level=warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        members.push((
-            Proc {
-                child,
-                what: "etcd member",
-                log: Some(log),
-            },
-            client_url,
-        ));
+        members.push(etcd_member(
+            exe,
+            dir,
+            &format!("m{i}"),
+            *client,
+            *peer,
+            &initial,
+            "new",
+        )?);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     for (proc, url) in members.iter_mut() {
@@ -243,7 +221,6 @@ pub async fn join_etcd_member(
     client: &mut etcd_client::Client,
 ) -> Res<(Proc, String)> {
     let (port, peer) = (free_port()?, free_port()?);
-    let client_url = format!("http://127.0.0.1:{port}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     let list = client.member_list().await?;
     let mut initial: Vec<String> = list
@@ -253,16 +230,41 @@ pub async fn join_etcd_member(
         .collect();
     client.member_add([peer_url.as_str()], None).await?;
     initial.push(format!("joiner={peer_url}"));
-    let log = dir.join("etcd-joiner.log");
+    etcd_member(
+        exe,
+        dir,
+        "joiner",
+        port,
+        peer,
+        &initial.join(","),
+        "existing",
+    )
+}
+
+/// Starts etcd member `name` on 127.0.0.1 (`client` and `peer` ports, data and log under
+/// `dir`) in the cluster `initial` (`name=peer-url,...`), `state` `new` or `existing`.
+fn etcd_member(
+    exe: &Path,
+    dir: &Path,
+    name: &str,
+    client: u16,
+    peer: u16,
+    initial: &str,
+    state: &str,
+) -> Res<(Proc, String)> {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let log = dir.join(format!("etcd-{name}.log"));
     let child = Command::new(exe)
-        .arg("--name=joiner")
-        .arg(format!("--data-dir={}", dir.join("joiner").display()))
+        .arg(format!("--name={name}"))
+        .arg(format!("--data-dir={}", dir.join(name).display()))
         .arg(format!("--listen-client-urls={client_url}"))
         .arg(format!("--advertise-client-urls={client_url}"))
         .arg(format!("--listen-peer-urls={peer_url}"))
         .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .arg(format!("--initial-cluster={}", initial.join(",")))
-        .arg("--initial-cluster-state=existing")
+        .arg(format!("--initial-cluster={initial}"))
+        .arg(format!("--initial-cluster-state={state}"))
+        .arg("--initial-cluster-token=netget-bench")
         .args(["--logger=zap", "--log-outputs=stderr", "--log-level=warn"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -273,7 +275,7 @@ pub async fn join_etcd_member(
     Ok((
         Proc {
             child,
-            what: "etcd joiner",
+            what: "etcd member",
             log: Some(log),
         },
         client_url,

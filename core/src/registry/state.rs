@@ -134,6 +134,18 @@ impl RegistryState {
             m.linked = link.linked;
             m.replicated = link.applied.filter(|_| link.epoch == Some(m.epoch));
         }
+        // This registry's readiness as of now (gossip carries it a round later).
+        let live_peers: Vec<Arc<str>> = members
+            .iter()
+            .filter(|m| m.live && !m.this)
+            .map(|m| Arc::from(m.id.as_str()))
+            .collect();
+        let ready = self
+            .links
+            .ready(&live_peers, !self.config.cluster.join.is_empty());
+        for m in members.iter_mut().filter(|m| m.this) {
+            m.ready = ready;
+        }
         Some(members)
     }
 

@@ -21,10 +21,6 @@ use crate::error::Result;
 use crate::model::{InstanceKey, NetworkName};
 use crate::wire::{ReplicaChange, ServerMessage, SnapshotPart};
 
-/// How long a registry told to join peers waits to hear of one before it reports ready with
-/// nothing to load.
-const PATIENCE: Duration = Duration::from_secs(10);
-
 /// Retry delays for a lost link, doubling between these bounds (with jitter).
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -37,11 +33,14 @@ pub(crate) async fn follow_peers(state: Arc<RegistryState>) {
     };
     let cluster = &state.config.cluster;
     let mut tick = tokio::time::interval(cluster.gossip_interval);
+    // A peer gossip finds live is followed at once, not at the next tick.
+    let mut live_changed = membership.live_watcher().await;
     let mut shutdown = state.shutdown_rx.clone();
     let mut tasks: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = live_changed.changed() => {}
             _ = stopping(&mut shutdown) => break,
         }
         let members = membership.members().await;
@@ -64,9 +63,7 @@ pub(crate) async fn follow_peers(state: Arc<RegistryState>) {
                 state.links.forget(&lost);
             }
         }
-        let ready = state
-            .links
-            .ready(&live_peers, !cluster.join.is_empty(), PATIENCE);
+        let ready = state.links.ready(&live_peers, !cluster.join.is_empty());
         membership
             .publish(state.directory.owned_revision(), ready)
             .await;

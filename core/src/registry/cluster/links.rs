@@ -19,6 +19,10 @@ pub(crate) struct Relayed {
 /// A name claim taken here, as replication links share it.
 pub(crate) type Claimed = crate::wire::ReplicaClaim;
 
+/// How long a registry told to join peers waits to hear of one before it reports ready with
+/// nothing to load.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Messages a slow link may fall behind by; past that it loses the oldest (channels are
 /// at-most-once everywhere).
 const RELAY_BUFFER: usize = 1024;
@@ -101,15 +105,10 @@ impl Links {
 
     /// Whether this registry serves the whole cluster's directory: every live peer's snapshot
     /// is loaded. A registry told to join peers is not ready before it has heard of one, for a
-    /// bounded while (`patience`), so that it does not report ready with nothing loaded.
-    pub(crate) fn ready(
-        &self,
-        live_peers: &[Arc<str>],
-        joins: bool,
-        patience: std::time::Duration,
-    ) -> bool {
+    /// bounded while ([`PATIENCE`]), so that it does not report ready with nothing loaded.
+    pub(crate) fn ready(&self, live_peers: &[Arc<str>], joins: bool) -> bool {
         if live_peers.is_empty() {
-            return !joins || self.started.elapsed() >= patience;
+            return !joins || self.started.elapsed() >= PATIENCE;
         }
         let peers = self.lock();
         live_peers

@@ -239,6 +239,14 @@ impl Membership {
         members
     }
 
+    /// Changes whenever the set of live registries does.
+    pub(crate) async fn live_watcher(
+        &self,
+    ) -> tokio::sync::watch::Receiver<std::collections::BTreeMap<ChitchatId, chitchat::NodeState>>
+    {
+        self.handle.chitchat().lock().await.live_nodes_watcher()
+    }
+
     /// Publishes this registry's revision and readiness (when they changed).
     pub(crate) async fn publish(&self, revision: u64, ready: bool) {
         let chitchat = self.handle.chitchat();
