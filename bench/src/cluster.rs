@@ -648,53 +648,47 @@ fn print(opts: &ClusterOpts, n: &ClusterFigures, e: &ClusterFigures) {
             ratio(r, e.registrations_per_sec)
         );
     }
-    println!(
-        "{:<58} {:>14} {:>14} {:>9}",
+    // A figure each side may lack, as `value unit`, with their ratio.
+    let row = |what: String, a: Option<f64>, b: Option<f64>, unit: &str| {
+        println!(
+            "{:<58} {:>14} {:>14} {:>9}",
+            what,
+            opt(a, unit),
+            opt(b, unit),
+            ratio(a.unwrap_or(0.0), b.unwrap_or(0.0))
+        );
+    };
+    row(
         format!(
             "memory per copy on the 3rd member ({} instances)",
             opts.join_instances
         ),
-        opt(n.bytes_per_copy, "B"),
-        opt(e.bytes_per_copy, "B"),
-        ratio(
-            n.bytes_per_copy.unwrap_or(0.0),
-            e.bytes_per_copy.unwrap_or(0.0)
-        )
+        n.bytes_per_copy,
+        e.bytes_per_copy,
+        "B",
     );
-    println!(
-        "{:<58} {:>14} {:>14} {:>9}",
-        "bytes sent per second per member at rest (loopback)",
-        opt(n.written_per_sec_at_rest, "B/s"),
-        opt(e.written_per_sec_at_rest, "B/s"),
-        ratio(
-            n.written_per_sec_at_rest.unwrap_or(0.0),
-            e.written_per_sec_at_rest.unwrap_or(0.0)
-        )
+    row(
+        "bytes sent per second per member at rest (loopback)".into(),
+        n.written_per_sec_at_rest,
+        e.written_per_sec_at_rest,
+        "B/s",
     );
-    println!(
-        "{:<58} {:>14} {:>14} {:>9}",
+    row(
         format!(
             "a member killed, {} nodes: all served again (see doc)",
             opts.killed
         ),
-        opt(n.killed_recovery_secs, "s"),
-        opt(e.killed_recovery_secs, "s"),
-        ratio(
-            n.killed_recovery_secs.unwrap_or(0.0),
-            e.killed_recovery_secs.unwrap_or(0.0)
-        )
+        n.killed_recovery_secs,
+        e.killed_recovery_secs,
+        "s",
     );
-    println!(
-        "{:<58} {:>14} {:>14} {:>9}",
+    row(
         format!(
             "a new member serving every instance (> {})",
             opts.join_instances
         ),
-        opt(n.join_ready_secs, "s"),
-        opt(e.join_ready_secs, "s"),
-        ratio(
-            n.join_ready_secs.unwrap_or(0.0),
-            e.join_ready_secs.unwrap_or(0.0)
-        )
+        n.join_ready_secs,
+        e.join_ready_secs,
+        "s",
     );
 }

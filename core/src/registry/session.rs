@@ -294,15 +294,14 @@ impl Session {
             origin: self.origin.clone(),
             remote: self.remote,
         };
-        let policy = if peer {
+        if peer {
             let admitted = ops::admit_peer(&self.shared, &hello).map_err(|e| (close::POLICY, e))?;
             self.welcome(&network, "cluster").await;
             return Ok(Admitted::Peer(admitted));
-        } else {
-            ops::admit(&self.shared, hello)
-                .await
-                .map_err(|e| (close::POLICY, e))?
-        };
+        }
+        let policy = ops::admit(&self.shared, hello)
+            .await
+            .map_err(|e| (close::POLICY, e))?;
         self.welcome(&network, policy).await;
         tracing::debug!(session = self.id, %network, "handshake done");
         Ok(Admitted::Node(SessionCaller {

@@ -704,14 +704,6 @@ impl Directory {
         self.remove_where(std::iter::once(key), |e| e.owner.peer().is_none()) == 1
     }
 
-    /// Removes a replica of `registry`'s on its replicated request; whether it was there (an
-    /// instance taken over by its node elsewhere since stays).
-    pub fn remove_replica(&self, key: &InstanceKey, registry: &str) -> bool {
-        self.remove_where(std::iter::once(key), |e| {
-            e.owner.peer().is_some_and(|r| &**r == registry)
-        }) == 1
-    }
-
     /// Removes the instances of a service that this registry owns and that `key` registered (a
     /// name claim it lost), telling watchers; returns them with their owners.
     pub fn evict_of_key(
@@ -720,6 +712,8 @@ impl Directory {
         service: &ServiceName,
         key: &str,
     ) -> Vec<(Arc<Instance>, Owner)> {
+        let of_key =
+            |e: &Entry| e.owner.peer().is_none() && e.instance.public_key.as_deref() == Some(key);
         let doomed: Vec<(Arc<Instance>, Owner)> = {
             let nets = self.read();
             let Some(s) = nets.get(network).and_then(|n| n.get(service)) else {
@@ -727,16 +721,13 @@ impl Directory {
             };
             s.instances
                 .values()
-                .filter(|e| {
-                    e.owner.peer().is_none() && e.instance.public_key.as_deref() == Some(key)
-                })
+                .filter(|e| of_key(e))
                 .map(|e| (e.instance.clone(), e.owner.clone()))
                 .collect()
         };
         let keys: Vec<InstanceKey> = doomed.iter().map(|(i, _)| i.key()).collect();
-        self.remove_where(keys.iter(), |e| {
-            e.owner.peer().is_none() && e.instance.public_key.as_deref() == Some(key)
-        });
+        // Checked again under the write lock.
+        self.remove_where(keys.iter(), of_key);
         doomed
     }
 

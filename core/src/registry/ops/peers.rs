@@ -121,9 +121,10 @@ pub(crate) fn replicate(
             }
         }
         ReplicaChange::Remove { network, name, id } => {
+            // Only the current owner's removal counts: a node that moved keeps its entry.
             state
                 .directory
-                .remove_replica(&(network, name, id), &peer.registry);
+                .remove_replicas(&peer.registry, &[(network, name, id)]);
         }
     }
     Ok(())
