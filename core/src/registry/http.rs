@@ -28,7 +28,10 @@ use crate::tls::RemoteAddr;
 
 /// The HTTP routes of a registry.
 pub(super) fn router(state: Arc<RegistryState>) -> Router {
-    let body_limit = axum::extract::DefaultBodyLimit::max(state.config.max_frame);
+    // A body over the protocol limit but under the transport limit is read whole and refused
+    // with NETGET_TOO_LARGE: refusing it unread closed the connection while the client was still
+    // writing, and the client saw a broken pipe instead of the 413.
+    let body_limit = axum::extract::DefaultBodyLimit::max(transport_limit(&state));
     Router::new()
         .route("/health", get(health))
         .route("/v1/networks", get(networks))
@@ -320,6 +323,13 @@ async fn discover(
         .into_response())
 }
 
+/// The largest frame or body read at all. It sits well above the protocol limit (`max_frame`) so
+/// that an oversized one is still read and refused with NETGET_TOO_LARGE instead of a bare
+/// connection reset; only beyond it is the connection cut.
+fn transport_limit(s: &RegistryState) -> usize {
+    s.config.max_frame.saturating_mul(16).max(1 << 20)
+}
+
 /// Reads a JSON body, telling apart "not JSON" from "JSON of the wrong shape".
 fn parse_body<T: serde::de::DeserializeOwned>(
     s: &RegistryState,
@@ -466,9 +476,7 @@ async fn ws(
         .get("origin")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    // The transport limit sits well above the protocol limit so an oversized frame is still read
-    // and refused with NETGET_TOO_LARGE instead of a bare connection reset.
-    let hard_limit = s.config.max_frame.saturating_mul(16).max(1 << 20);
+    let hard_limit = transport_limit(&s);
     Ok(upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
