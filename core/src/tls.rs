@@ -108,6 +108,12 @@ impl RegistryListener {
         })
     }
 
+    /// The address it is bound to (known since it was bound, so unlike the `Listener` trait's
+    /// method this cannot fail).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
     /// Whether connections are TLS.
     pub fn is_tls(&self) -> bool {
         self.tls_rx.is_some()
@@ -238,9 +244,29 @@ pub fn http_connector(
         .wrap_connector(http))
 }
 
-/// Describes a TLS failure for a person: a certificate problem says so.
-pub fn describe_tls_error(url: &str, e: &dyn std::fmt::Display) -> Error {
-    let text = e.to_string();
+/// Describes a failure to reach the registry at `url` for a person, from the error and its
+/// causes: a registry answering `https://` or `wss://` in plain text and an untrusted
+/// certificate each say what to do about it.
+pub fn describe_tls_error(url: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    if answered_in_plain_text(e) {
+        let plain = url
+            .replacen("https://", "http://", 1)
+            .replacen("wss://", "ws://", 1);
+        return Error::Unreachable(format!(
+            "the registry at {url} answered in plain HTTP, not TLS: use {plain}"
+        ));
+    }
+    // hyper hides the cause (refused, TLS) in the source chain; show all of it, each cause once
+    // (tungstenite's errors already repeat their source in their own text).
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let cause = inner.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        src = inner.source();
+    }
     if text.contains("certificate")
         || text.contains("UnknownIssuer")
         || text.contains("NotValidForName")
@@ -251,4 +277,32 @@ pub fn describe_tls_error(url: &str, e: &dyn std::fmt::Display) -> Error {
     } else {
         Error::Unreachable(format!("cannot connect to registry {url}: {text}"))
     }
+}
+
+/// Whether rustls gave up because the first bytes back were not a TLS record: what a plain
+/// HTTP server's answer to a TLS greeting looks like.
+fn answered_in_plain_text(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if matches!(
+            rustls_error(e),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        ) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The rustls error `e` is or wraps. It travels inside `io::Error`s (one per layer of
+/// connector), whose `source()` skips the error they wrap, so those are opened one by one.
+fn rustls_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
 }

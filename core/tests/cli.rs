@@ -8,9 +8,20 @@ use std::time::{Duration, Instant};
 
 /// Runs `netget ARGS…` to completion (bounded to 20 s) and returns its output.
 fn netget(args: &[&str]) -> Output {
-    let mut child = Command::new(common::bin())
-        .args(args)
-        .env("NETGET_LOG", "warn")
+    netget_with_env(args, &[])
+}
+
+/// The same with environment variables set (`Some`) or removed (`None`).
+fn netget_with_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut command = Command::new(common::bin());
+    command.args(args).env("NETGET_LOG", "warn");
+    for (name, value) in env {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -375,4 +386,223 @@ fn the_cli_speaks_tls_with_a_given_ca() {
         err.contains("NETGET_UNREACHABLE") && err.contains("certificate"),
         "{err}"
     );
+}
+
+/// The value of every series of `name` in OpenMetrics `text`, summed over their labels.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `f` with a client of the registry at `url` on a runtime of its own (these tests are
+/// synchronous: they drive processes).
+fn with_rest<T>(url: &str, f: impl AsyncFnOnce(netget::client::rest::RestClient) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rest = netget::client::rest::RestClient::new(url).unwrap();
+    runtime.block_on(f(rest))
+}
+
+#[test]
+fn a_service_name_with_a_space_is_refused_under_the_name_given() {
+    let registry = common::spawn_registry(&[]);
+    let r = registry.url.as_str();
+    for args in [
+        &[
+            "register",
+            "my web",
+            "--address",
+            "http://127.0.0.1:1",
+            "--registry",
+            r,
+        ][..],
+        &["discover", "my web", "--registry", r][..],
+    ] {
+        let o = netget(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("NETGET_INVALID_INPUT") && err.contains("\"my web\""),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("my+web"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn watch_prints_a_down_event_without_a_status() {
+    let registry = common::spawn_registry(&[]);
+    let r = registry.url.as_str();
+    let inst: serde_json::Value = serde_json::from_str(&ok(&[
+        "register",
+        "web",
+        "--address",
+        "http://127.0.0.1:8080",
+        "--registry",
+        r,
+        "--json",
+    ]))
+    .unwrap();
+    let id = inst["id"].as_str().unwrap();
+    let watcher = common::spawn_netget(&["watch", "web", "--registry", r]);
+    assert!(
+        watcher.first_line.starts_with("up") && watcher.first_line.contains("passing"),
+        "{}",
+        watcher.first_line
+    );
+    ok(&["deregister", "web", id, "--registry", r]);
+    let down = watcher
+        .next_line(Duration::from_secs(10))
+        .expect("no down event within 10 s");
+    assert!(
+        down.starts_with("down") && down.contains(id) && down.contains("http://127.0.0.1:8080"),
+        "{down}"
+    );
+    assert!(!down.contains("passing"), "{down}");
+}
+
+#[test]
+fn a_held_registration_counts_once_in_the_metrics() {
+    let registry = common::spawn_registry(&[]);
+    let held = common::spawn_netget(&[
+        "register",
+        "held",
+        "--address",
+        "http://127.0.0.1:1",
+        "--hold",
+        "--registry",
+        &registry.url,
+    ]);
+    assert!(
+        held.first_line.contains("registered held"),
+        "{}",
+        held.first_line
+    );
+    let metrics = with_rest(&registry.url, async |rest| rest.metrics().await.unwrap());
+    assert_eq!(
+        metric_sum(&metrics, "netget_registrations_total"),
+        1.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn discover_json_lays_out_nested_metadata_over_indented_lines() {
+    let registry = common::spawn_registry(&[]);
+    let r = registry.url.as_str();
+    let metadata = serde_json::json!({"zone": "a", "limits": {"cpu": 2, "regions": ["eu", "us"]}});
+    with_rest(r, async |rest| {
+        let reg: netget::Registration = serde_json::from_value(serde_json::json!({
+            "address": "http://127.0.0.1:8080", "metadata": metadata.clone(),
+        }))
+        .unwrap();
+        rest.register("development", "web", "w1", &reg)
+            .await
+            .unwrap();
+    });
+    let out = ok(&["discover", "web", "--json", "--registry", r]);
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["instances"][0]["metadata"], metadata);
+    // Nothing is left compact: every key starts a line of its own.
+    for compact in ["{\"", "[\"", ",\"", "\":\"", "\":{", "\":["] {
+        assert!(!out.contains(compact), "{compact} in {out}");
+    }
+    let indent = |key: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("no line starting with {key} in {out}"));
+        line.len() - line.trim_start().len()
+    };
+    assert!(indent("\"metadata\": {") < indent("\"limits\": {"), "{out}");
+    assert!(indent("\"limits\": {") < indent("\"cpu\": 2"), "{out}");
+    assert!(indent("\"cpu\": 2") < indent("\"eu\""), "{out}");
+}
+
+#[test]
+fn a_registry_logging_to_a_file_writes_no_colour_codes_or_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("registry.log");
+    let mut child = Command::new(common::bin())
+        .args(["registry", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .env("NETGET_LOG", "netget=info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let _stop = KillOnDrop(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("registry listening") {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"registry listening\" within 15 s: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!log.contains("\x1b["), "{log:?}");
+    assert!(!log.contains("Some("), "{log}");
+    assert!(log.contains("addr=127.0.0.1:"), "{log}");
+}
+
+/// Kills and reaps a child process when dropped, so a failing assertion leaves nothing behind.
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn help_names_env_variables_without_their_values() {
+    let unset = [("NETGET_REGISTRY", None), ("NETGET_TOKEN", None)];
+    let set = [
+        ("NETGET_REGISTRY", Some("https://secret-registry.example:1")),
+        ("NETGET_TOKEN", Some("secret-token")),
+    ];
+    for env in [&unset[..], &set[..]] {
+        let o = netget_with_env(&["discover", "--help"], env);
+        assert!(o.status.success(), "{env:?}");
+        let help = stdout(&o);
+        for name in ["NETGET_REGISTRY", "NETGET_TOKEN"] {
+            assert!(help.contains(&format!("[env: {name}]")), "{env:?}: {help}");
+            assert!(!help.contains(&format!("{name}=")), "{env:?}: {help}");
+        }
+        assert!(!help.contains("secret"), "{env:?}: {help}");
+    }
+}
+
+#[test]
+fn https_to_a_plain_registry_says_to_use_http() {
+    let registry = common::spawn_registry(&[]);
+    let plain = registry.url.clone();
+    let https = plain.replacen("http://", "https://", 1);
+    for args in [
+        &["discover", "web", "--registry", https.as_str()][..],
+        &["watch", "web", "--registry", https.as_str()][..],
+    ] {
+        let o = netget(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("NETGET_UNREACHABLE")
+                && err.contains(&format!(
+                    "the registry at {https} answered in plain HTTP, not TLS: use {plain}"
+                )),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -47,7 +47,7 @@ pub(super) async fn demo(a: DemoArgs) -> Result<()> {
         .await?;
     println!("▶ client discovered {} greeter instance(s):", all.len());
     for i in &all {
-        println!("    {}", describe(i));
+        println!("    {}", describe(i, Some(i.status)));
     }
     if let Some(db) = client.discover_service_node("DatabaseService").await? {
         println!("▶ client discovered DatabaseService at {}", db.address);

@@ -16,7 +16,7 @@ use crate::client::{Netget, NetgetOptions, NodeType};
 use crate::config::{RegistryConfig, DEFAULT_REGISTRY_URL};
 use crate::error::{Error, Result};
 use crate::identity::NodeKey;
-use crate::model::{EventKind, Instance, Registration, WireDuration, DEFAULT_NETWORK};
+use crate::model::{EventKind, Instance, Registration, Status, WireDuration, DEFAULT_NETWORK};
 use crate::registry::Registry;
 use crate::security::NetworkConfig;
 
@@ -105,7 +105,7 @@ struct ClusterArgs {
 #[derive(Debug, Args)]
 struct Target {
     /// Registry URL.
-    #[arg(long, env = "NETGET_REGISTRY", default_value = DEFAULT_REGISTRY_URL)]
+    #[arg(long, env = "NETGET_REGISTRY", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     registry: String,
     /// Network.
     #[arg(long, default_value = DEFAULT_NETWORK)]
@@ -281,8 +281,10 @@ pub fn init_logging(verbose: bool) {
     let default = if verbose { "warn,netget=info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETGET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes are for a person at a terminal; in a log file they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if std::env::var("NETGET_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
@@ -477,17 +479,74 @@ fn event_name(kind: EventKind) -> &'static str {
     }
 }
 
+/// `v` as indented JSON. Instance metadata is kept as compact JSON text, which serde_json's
+/// pretty printer copies through as it is; so the whole is encoded compactly and indented
+/// afterwards (going through `serde_json::Value` instead would sort every object's keys).
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string_pretty(v).map_err(|e| Error::Internal(format!("encode: {e}")))
+    let compact = serde_json::to_string(v).map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    Ok(indent_json(&compact))
 }
 
-fn describe(i: &Instance) -> String {
-    let mut s = format!(
-        "{:<24} {:<32} {:<9}",
-        i.id.as_str(),
-        i.address,
-        format!("{:?}", i.status).to_lowercase()
-    );
+/// Compact JSON text (no whitespace outside strings) laid out as `serde_json::to_string_pretty`
+/// lays it out: two spaces per level, `[]` and `{}` when empty.
+fn indent_json(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = compact.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                if let Some(close) = chars.next_if(|n| matches!(n, '}' | ']')) {
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An instance on one line: id, address, `status` when it has one, and what else it carries.
+/// A `down` event's instance has none: it is gone, and the status it last had (usually
+/// `passing`) would read as its current one.
+fn describe(i: &Instance, status: Option<Status>) -> String {
+    let mut s = format!("{:<24} {:<32}", i.id.as_str(), i.address);
+    if let Some(status) = status {
+        s.push_str(&format!(" {:<9}", format!("{status:?}").to_lowercase()));
+    }
     if !i.tags.is_empty() {
         s.push_str(&format!(" tags={}", i.tags.joined()));
     }
@@ -498,7 +557,7 @@ fn describe(i: &Instance) -> String {
         let ago = crate::model::now_millis().saturating_sub(c.at) as f64 / 1000.0;
         s.push_str(&format!(" last check: {} ({ago:.1}s ago)", c.output));
     }
-    s
+    s.trim_end().to_string()
 }
 
 async fn discover(a: DiscoverArgs) -> Result<()> {
@@ -525,7 +584,7 @@ async fn discover(a: DiscoverArgs) -> Result<()> {
         if found.instances.len() == 1 { "" } else { "s" }
     );
     for i in &found.instances {
-        println!("  {}", describe(i));
+        println!("  {}", describe(i, Some(i.status)));
     }
     Ok(())
 }
@@ -622,11 +681,51 @@ async fn watch(a: WatchArgs) -> Result<()> {
                 if a.json {
                     println!("{}", serde_json::to_string(&ev).map_err(|e| Error::Internal(e.to_string()))?);
                 } else {
-                    println!("{:<8} {}", event_name(ev.kind), describe(&ev.instance));
+                    let status = match ev.kind {
+                        EventKind::Down => None,
+                        EventKind::Up | EventKind::Changed => Some(ev.instance.status),
+                    };
+                    println!("{:<8} {}", event_name(ev.kind), describe(&ev.instance, status));
                 }
             }
             _ = &mut stop => break,
         }
     }
     node.stop().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indented_json_is_laid_out_as_serde_json_lays_it_out() {
+        let v = serde_json::json!({
+            "a": {"b": [1, {"c": null}], "empty": {}, "none": []},
+            "text": "braces {[,:]} and \"quotes\" and a \\ backslash",
+            "n": -1.5,
+        });
+        let compact = serde_json::to_string(&v).unwrap();
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        assert_eq!(indent_json(&compact), pretty);
+    }
+
+    #[test]
+    fn every_option_read_from_the_environment_hides_its_value_in_help() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                if arg.get_env().is_some() {
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{path} --{}: add hide_env_values = true",
+                        arg.get_id()
+                    );
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&<Cli as clap::CommandFactory>::command(), "netget");
+    }
 }

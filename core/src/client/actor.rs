@@ -337,7 +337,7 @@ impl Actor {
         let mut outgoing: Vec<ClientMessage> = Vec::new();
 
         // Re-establish what this node had: its registration, its watches, queued calls.
-        if let Some((name, instance_id, reg)) = self.inner.registered() {
+        if let Some((name, instance_id, reg)) = self.inner.to_resend() {
             let id = self.take_id();
             outgoing.push(
                 Request::Register {
@@ -458,8 +458,7 @@ impl Actor {
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         stream: &mut futures_util::stream::SplitStream<Socket>,
     ) {
-        if let Some((name, instance_id, _)) = self.inner.registered() {
-            self.inner.set_registered(None);
+        if let Some((name, instance_id)) = self.inner.take_registered() {
             let id = self.take_id();
             let msg = ClientMessage::Deregister {
                 id,
@@ -517,7 +516,12 @@ impl Actor {
     fn on_message(&mut self, msg: ServerMessage, pending: &mut HashMap<u64, Pending>) {
         match msg {
             ServerMessage::Result { id, data } => match pending.remove(&id) {
-                Some(Pending::Call { reply_tx, .. }) => {
+                Some(Pending::Call { request, reply_tx }) => {
+                    // Marked here, in the order of the session's events, not by the caller
+                    // once it hears back: a session lost in between must still re-send it.
+                    if matches!(request, Request::Register { .. }) {
+                        self.inner.resend_registration();
+                    }
                     let _ = reply_tx.send(Ok(data));
                 }
                 Some(Pending::Snapshot(name)) => {

@@ -105,17 +105,20 @@ impl Connection {
     /// Connects to `registry` and completes the handshake, within `dial.timeout`.
     pub async fn open(registry: &str, dial: &Dial) -> Result<Connection> {
         let url = ws_url(registry)?;
-        tokio::time::timeout(dial.timeout, Connection::open_inner(url.clone(), dial))
-            .await
-            .map_err(|_| {
-                Error::Unreachable(format!(
-                    "registry {url} did not complete the handshake within {:?}",
-                    dial.timeout
-                ))
-            })?
+        tokio::time::timeout(
+            dial.timeout,
+            Connection::open_inner(registry, url.clone(), dial),
+        )
+        .await
+        .map_err(|_| {
+            Error::Unreachable(format!(
+                "registry {url} did not complete the handshake within {:?}",
+                dial.timeout
+            ))
+        })?
     }
 
-    async fn open_inner(url: String, dial: &Dial) -> Result<Connection> {
+    async fn open_inner(registry: &str, url: String, dial: &Dial) -> Result<Connection> {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(16 << 20);
         let connector = if url.starts_with("wss://") {
@@ -130,7 +133,8 @@ impl Connection {
         let (mut socket, _) =
             tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), true, connector)
                 .await
-                .map_err(|e| crate::tls::describe_tls_error(&url, &e))?;
+                // Named as the user wrote it, so advice like "use http://…" fits what they typed.
+                .map_err(|e| crate::tls::describe_tls_error(registry, &e))?;
         let challenge = recv(&mut socket).await?;
         let (registry_id, nonce) = match challenge {
             ServerMessage::Challenge {

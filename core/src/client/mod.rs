@@ -113,6 +113,18 @@ impl Drop for WatchGuard {
     }
 }
 
+/// This node's own registration, as [`Netget::register_with_network`] asked for it.
+struct Held {
+    name: ServiceName,
+    instance_id: InstanceId,
+    reg: Registration,
+    /// Whether a new session must send it again: once a registry has confirmed it, as it then
+    /// lives and dies with that session, or once its own call has given up. Until then that
+    /// call is still on its way (in the command channel, queued, or re-queued from a lost
+    /// session), and a session re-sending it too would register it twice.
+    resend: bool,
+}
+
 struct Inner {
     options: NetgetOptions,
     network: NetworkName,
@@ -126,8 +138,8 @@ struct Inner {
     services: RwLock<HashMap<ServiceName, CachedService>>,
     /// Channel subscribers, re-subscribed on every reconnection.
     subscribers: Mutex<Subscribers>,
-    /// What this node registered, re-sent on every reconnection.
-    registered: Mutex<Option<(ServiceName, InstanceId, Registration)>>,
+    /// What this node registered, re-sent on every reconnection once confirmed.
+    registered: Mutex<Option<Held>>,
     state_tx: tokio::sync::watch::Sender<ConnState>,
     next_sub: AtomicU64,
     round_robin: AtomicUsize,
@@ -178,15 +190,30 @@ impl Inner {
             .clone()
     }
 
-    fn registered(&self) -> Option<(ServiceName, InstanceId, Registration)> {
-        self.registered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn lock_registered(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_registered(&self, r: Option<(ServiceName, InstanceId, Registration)>) {
-        *self.registered.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    /// The registration a new session must send again, if any (see [`Held::resend`]).
+    fn to_resend(&self) -> Option<(ServiceName, InstanceId, Registration)> {
+        self.lock_registered()
+            .as_ref()
+            .filter(|h| h.resend)
+            .map(|h| (h.name.clone(), h.instance_id.clone(), h.reg.clone()))
+    }
+
+    /// Marks the registration as one every new session sends again.
+    fn resend_registration(&self) {
+        if let Some(h) = self.lock_registered().as_mut() {
+            h.resend = true;
+        }
+    }
+
+    /// Forgets the registration; returns its name and id, if there was one.
+    fn take_registered(&self) -> Option<(ServiceName, InstanceId)> {
+        self.lock_registered()
+            .take()
+            .map(|h| (h.name, h.instance_id))
     }
 }
 
@@ -326,8 +353,12 @@ impl Netget {
             ));
         }
         let (name, instance_id, reg) = self.inner.options.registration(&self.inner.key)?;
-        self.inner
-            .set_registered(Some((name.clone(), instance_id.clone(), reg.clone())));
+        *self.inner.lock_registered() = Some(Held {
+            name: name.clone(),
+            instance_id: instance_id.clone(),
+            reg: reg.clone(),
+            resend: false,
+        });
         match self
             .call(Request::Register {
                 name,
@@ -343,8 +374,10 @@ impl Netget {
             Err(e) => {
                 // A refusal is final; a timeout or lost connection is not (the registration
                 // may yet land, and is re-sent on the next session), so keep it then.
-                if !matches!(e, Error::Timeout(_) | Error::Unreachable(_)) {
-                    self.inner.set_registered(None);
+                if matches!(e, Error::Timeout(_) | Error::Unreachable(_)) {
+                    self.inner.resend_registration();
+                } else {
+                    self.inner.take_registered();
                 }
                 Err(e)
             }
@@ -353,10 +386,9 @@ impl Netget {
 
     /// Removes this node's registration (it stays connected and can still discover).
     pub async fn deregister(&self) -> Result<()> {
-        let Some((name, instance_id, _)) = self.inner.registered() else {
+        let Some((name, instance_id)) = self.inner.take_registered() else {
             return Ok(());
         };
-        self.inner.set_registered(None);
         self.call(Request::Deregister { name, instance_id })
             .await
             .map(|_| ())

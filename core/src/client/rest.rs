@@ -49,9 +49,18 @@ impl std::fmt::Debug for RestClient {
     }
 }
 
-/// Percent-encodes one path segment or query value.
+/// Percent-encodes one path segment or query value: every byte but RFC 3986's unreserved
+/// characters becomes `%XX`. Not form encoding, whose `+` for a space is a literal `+` in a path.
 fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl RestClient {
@@ -143,16 +152,11 @@ impl RestClient {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::InvalidInput(format!("bad request to {url}: {e}")))?;
         let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| {
-                // hyper hides the cause (refused, TLS) in the source chain; show all of it.
-                let mut text = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(inner) = src {
-                    text = format!("{text}: {inner}");
-                    src = inner.source();
-                }
-                crate::tls::describe_tls_error(&self.base, &text)
-            })?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| crate::tls::describe_tls_error(&self.base, &e))?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -272,4 +276,21 @@ pub(crate) fn instance_path(network: &str, name: &str, id: &str) -> String {
         enc(name),
         enc(id)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded_not_form_encoded() {
+        assert_eq!(enc("my web"), "my%20web");
+        assert_eq!(enc("a+b/c?d"), "a%2Bb%2Fc%3Fd");
+        assert_eq!(enc("web-1.v_2~x"), "web-1.v_2~x");
+        assert_eq!(enc("é"), "%C3%A9");
+        assert_eq!(
+            instance_path("development", "my web", "i:1"),
+            "/v1/networks/development/services/my%20web/instances/i%3A1"
+        );
+    }
 }

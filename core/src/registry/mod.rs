@@ -235,7 +235,7 @@ async fn run(
     state: Arc<RegistryState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    tracing::info!(addr = ?axum::serve::Listener::local_addr(&listener).ok().map(|a| a.0), tls = listener.is_tls(), registry = %state.registry_id, "registry listening");
+    tracing::info!(addr = %listener.local_addr(), tls = listener.is_tls(), registry = %state.registry_id, "registry listening");
     let reaper = tokio::spawn(reap(state.clone()));
     let followers = tokio::spawn(cluster::follow_peers(state.clone()));
     let app = http::router(state.clone());

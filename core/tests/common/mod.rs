@@ -36,6 +36,8 @@ pub struct ChildGuard {
     pub child: Child,
     pub url: String,
     pub first_line: String,
+    /// The stdout lines after the first, as they come.
+    lines: std::sync::mpsc::Receiver<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -50,6 +52,11 @@ impl ChildGuard {
             .status()
             .unwrap();
         assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// The next stdout line after those already read, if one comes within `within`.
+    pub fn next_line(&self, within: Duration) -> Option<String> {
+        self.lines.recv_timeout(within).ok()
     }
 
     /// Waits (bounded) for the process to exit and returns its exit status.
@@ -85,15 +92,20 @@ pub fn spawn_netget(args: &[&str]) -> ChildGuard {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
-        let _ = tx.send(first);
-        // Keep draining so the child never blocks on a full pipe.
-        for _ in lines {}
+        // Every line is read, whether a test wants it or not, so the child never blocks on a
+        // full pipe.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     let first_line = match rx.recv_timeout(Duration::from_secs(15)) {
         Ok(l) => l,
-        Err(_) => {
+        // It ended without a line: the caller's assertions on it say what went wrong.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => String::new(),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             let _ = child.kill();
             panic!("netget {args:?} printed nothing within 15 s");
         }
@@ -107,6 +119,7 @@ pub fn spawn_netget(args: &[&str]) -> ChildGuard {
         child,
         url,
         first_line,
+        lines: rx,
         _dir: None,
     }
 }
