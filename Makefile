@@ -1,35 +1,52 @@
 # One entry point for humans and CI.
 #   make demo   builds everything, then runs the main job (registries with services registering
 #               and discovering each other, in Rust, Python, and an Express app with a FastAPI app)
-#   make test   every check and test, in every language (what .ci/run runs)
+#   make test   every check and test, in every language (what .ci/run runs), and the artifacts of
+#               `make dist` installed and run as users install them
+#   make dist   the artifacts that would be uploaded (wheel, sdist, npm packages, release binary)
 #   make bench  the load tool and the micro-benchmarks
 CARGO ?= cargo
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps demo build python node test check rust-test python-test node-test browser-test bench registry
+.PHONY: deps tools dist dist-test demo build python node test check rust-test python-test node-test browser-test bench registry
 
+# The release build (with line tables), for benchmarks and profiles.
 build: deps
 	$(CARGO) build --release --workspace
 
-# The Python package, installed the way users install it (`pip install .`), plus test tools.
-python:
+# The build and test tools of the Python side, in .venv.
+tools:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q '.[test]' ruff==0.17.6
+	$(PY) -m pip install -q 'maturin>=1.16,<2' auditwheel==6.4.2 ruff==0.17.6
 
-# The Node package, installed the way users install it (`npm install` builds the addon).
-node:
+# Every artifact a user installs, into dist/ (see packaging/dist.sh); the checkout's Node addon
+# is the one packed.
+dist: deps tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" packaging/dist.sh
+
+# The Python package, installed from the wheel just built, as users install it, plus test tools.
+python: dist
+	$(PY) -m pip install -q --force-reinstall --no-deps dist/netget-*.whl
+	$(PY) -m pip install -q "$$(ls dist/netget-*.whl)[test]"
+
+# The Node side of the checkout: dev dependencies (the addon is the one `make dist` built).
+node: dist
 	npm install --no-audit --no-fund
 
-demo: build python node
-	./target/release/netget demo
+demo: python node
+	./target/dist/netget demo
 	$(PY) examples/python_demo.py
 	$(PY) examples/cross_language_demo.py
 
-registry: build
-	./target/release/netget registry
+registry: dist
+	./target/dist/netget registry
+
+# The artifacts in dist/, installed and run with no Rust toolchain on PATH (and the sdist built).
+dist-test: dist
+	tests/dist/install.sh dist
 
 # System packages the build needs: protoc for the etcd client of the side-by-side benchmark.
 deps:
@@ -64,8 +81,8 @@ browser-test: python node
 python-test: python node
 	$(PY) -m pytest -q
 
-# Python last: its summary line closes the run.
-test: check rust-test node-test browser-test python-test
+# The installed artifacts last: their summary line closes the run.
+test: check rust-test node-test browser-test python-test dist-test
 
 bench: build python
 	bench/run.sh

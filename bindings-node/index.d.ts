@@ -170,7 +170,10 @@ export interface NetgetOptions {
   key?: string;
   /** A key file. */
   keyFile?: string;
-  /** Members: where the node's key is kept. Registries: the registry's data. */
+  /**
+   * Members: where the node's key is kept (default: the user's data dir, `$XDG_DATA_HOME/netget`
+   * or `~/.local/share/netget`). Registries: the registry's data (default `./netget-data`).
+   */
   dataDir?: string;
   /** Bound on every call to a registry. Default `'10s'`. */
   requestTimeout?: Duration;

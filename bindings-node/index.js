@@ -6,20 +6,7 @@
 // for what the core does asynchronously, plain functions to stop watching — and ties a running
 // registry to the event loop. Errors are `Error` objects with a stable `code` (see `ErrorCode`).
 
-const { NativeNetget, errorCodes } = loadNative();
-
-function loadNative() {
-  try {
-    return require('./native.js');
-  } catch (err) {
-    // The addon is built on install when the package does not ship one for this platform.
-    err.message =
-      `netget: the native addon could not be loaded: ${err.message}\n` +
-      'Build it with `npm rebuild netget` (needs cargo: https://rustup.rs). npm 11 runs the ' +
-      'install scripts of dependencies only once approved: `npm install-scripts approve netget`.';
-    throw err;
-  }
-}
+const { NativeNetget, errorCodes } = require('./load.js').loadNative();
 
 /**
  * The stable codes of netget's errors (`err.code`), as every netget surface reports them:

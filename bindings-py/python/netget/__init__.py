@@ -101,7 +101,9 @@ class Netget:
     ``weight`` and any other keys), ``network``,
     ``registry_nodes`` (a random one first; ``in_order=True`` takes them in the order given, for
     registries that are not one cluster), ``health``, ``token``, ``tls`` (``{"ca": "ca.pem"}``),
-    ``verify``, ``trusted_keys``, ``key`` / ``key_file``, ``data_dir``, ``request_timeout``.
+    ``verify``, ``trusted_keys``, ``key`` / ``key_file``, ``data_dir`` (where the node's key is
+    kept; default the user's data dir, ``$XDG_DATA_HOME/netget`` or ``~/.local/share/netget``),
+    ``request_timeout``.
     """
 
     def __init__(

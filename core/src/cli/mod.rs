@@ -166,7 +166,8 @@ struct RegisterArgs {
     /// (Ctrl-C deregisters; if the process dies the instance vanishes with its session).
     #[arg(long)]
     hold: bool,
-    /// With --hold: the node's key file (default: `./netget-data/node.key`, created if missing).
+    /// With --hold: the node's key file (default: `node.key` in the user's data dir,
+    /// `$XDG_DATA_HOME/netget` or `~/.local/share/netget`, created if missing).
     #[arg(long, requires = "hold")]
     key: Option<PathBuf>,
 }

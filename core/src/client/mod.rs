@@ -29,7 +29,7 @@ pub use actor::ConnState;
 pub use connection::{
     recv as recv_message, send as send_message, ws_url, Connection, Dial, Socket, Welcome,
 };
-pub use options::{DiscoverOptions, NetgetOptions, NodeType, Strategy};
+pub use options::{user_data_dir, DiscoverOptions, NetgetOptions, NodeType, Strategy};
 
 use crate::error::{Error, Result};
 use crate::identity::{NodeKey, NODE_KEY_FILE};

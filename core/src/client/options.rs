@@ -106,8 +106,10 @@ pub struct NetgetOptions {
     pub in_order: bool,
     /// The node's identity; when absent it is loaded from (or created in) `data_dir`.
     pub key: Option<NodeKey>,
-    /// Where the node keeps its key (`node.key`), default `./netget-data`, so a restarted node
-    /// keeps its identity and instance id; `None` means an in-memory key for this run only.
+    /// Where the node keeps its key (`node.key`), so a restarted node keeps its identity and
+    /// instance id. The default is the user's data dir ([`user_data_dir`]), never the current
+    /// folder: a quick start run anywhere leaves nothing behind but one key per user. `None`
+    /// means an in-memory key for this run only.
     pub data_dir: Option<PathBuf>,
     /// An active health check for the registry to run.
     pub health: Option<HealthCheck>,
@@ -142,6 +144,17 @@ impl std::fmt::Debug for NetgetOptions {
     }
 }
 
+/// Where a node keeps its key unless told otherwise: `$XDG_DATA_HOME/netget`, else
+/// `~/.local/share/netget` (the XDG default). `None` when neither variable is set (the key is then
+/// kept in memory).
+pub fn user_data_dir() -> Option<PathBuf> {
+    let nonempty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    nonempty("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| nonempty("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("netget"))
+}
+
 impl Default for NetgetOptions {
     fn default() -> Self {
         NetgetOptions {
@@ -151,7 +164,7 @@ impl Default for NetgetOptions {
             registry_nodes: vec![DEFAULT_REGISTRY_URL.to_string()],
             in_order: false,
             key: None,
-            data_dir: Some(PathBuf::from("./netget-data")),
+            data_dir: user_data_dir(),
             health: None,
             token: None,
             tls_ca: None,
