@@ -117,7 +117,8 @@ pub async fn start_netget_with(exe: &Path, dir: &Path, extra: &[String]) -> Res<
     std::fs::write(
         &config,
         "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\n\
-         max_instances_per_session = 1000000\nmax_sessions = 16384\n",
+         max_instances_per_session = 1000000\nmax_sessions = 16384\n\
+         max_connections = 1000000\nmax_connections_per_ip = 1000000\n",
     )?;
     let log = dir.join("registry.log");
     let mut child = Command::new(exe)

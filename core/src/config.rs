@@ -64,6 +64,14 @@ pub struct RegistryConfig {
     pub max_frame: usize,
     /// Most concurrent WebSocket sessions.
     pub max_sessions: usize,
+    /// Most open connections, HTTP and sessions together; kept below the open-file limit
+    /// (raised to the hard limit at start) with room for the store, health checks and links.
+    pub max_connections: usize,
+    /// Most open connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// How long a client has to send an HTTP request's line and headers (a connection that
+    /// sends nothing, or only part of them, is closed after it).
+    pub header_timeout: Duration,
     /// Malformed messages one session may send before it is closed.
     pub max_session_errors: u32,
     /// Most instances one session may hold.
@@ -173,6 +181,9 @@ impl RegistryConfig {
             challenge_ttl: Duration::from_secs(10),
             max_frame: DEFAULT_MAX_FRAME,
             max_sessions: 16_384,
+            max_connections: 20_000,
+            max_connections_per_ip: 512,
+            header_timeout: Duration::from_secs(10),
             max_session_errors: 64,
             max_instances_per_session: 10_000,
             max_watches_per_session: 1024,
@@ -305,6 +316,15 @@ impl RegistryConfig {
             }
             if let Some(v) = l.max_sessions {
                 c.max_sessions = v;
+            }
+            if let Some(v) = l.max_connections {
+                c.max_connections = v;
+            }
+            if let Some(v) = l.max_connections_per_ip {
+                c.max_connections_per_ip = v;
+            }
+            if let Some(v) = l.header_timeout {
+                c.header_timeout = v.0;
             }
             if let Some(v) = l.max_instances_per_session {
                 c.max_instances_per_session = v;
@@ -467,6 +487,9 @@ struct FileLimits {
     idle_timeout: Option<WireDuration>,
     max_frame_bytes: Option<usize>,
     max_sessions: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    header_timeout: Option<WireDuration>,
     max_instances_per_session: Option<usize>,
     max_watches_per_session: Option<usize>,
     handshake_timeout: Option<WireDuration>,

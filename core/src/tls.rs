@@ -1,156 +1,19 @@
-//! Transport security: the registry's listener (plain TCP or rustls from PEM files) and the
-//! client-side rustls configuration (system roots, or a given CA file).
-//!
-//! TLS handshakes run in their own tasks, so one slow or hostile client cannot stall `accept`
-//! for everyone else.
+//! Transport security: the registry's rustls configuration (from PEM files) and the client-side
+//! one (system roots, or a given CA file). The registry's listener is `registry/listener.rs`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::config::TlsFiles;
 use crate::error::{Error, Result};
 
-/// How long a client has to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The crypto provider used everywhere (ring: pure Rust + asm, no C toolchain beyond cc).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A connection as the server sees it: plain or TLS.
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
-
-/// The peer's address, as handlers extract it (`ConnectInfo<RemoteAddr>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, RegistryListener>>
-    for RemoteAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, RegistryListener>) -> Self {
-        *stream.remote_addr()
-    }
-}
-
-/// The registry's listener: accepts TCP, sets `TCP_NODELAY` (small pushes must not wait for
-/// Nagle), and with TLS completes the handshake before handing the connection over.
-pub struct RegistryListener {
-    local: SocketAddr,
-    plain: Option<TcpListener>,
-    tls_rx: Option<mpsc::Receiver<(Box<dyn Conn>, RemoteAddr)>>,
-    accept_task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for RegistryListener {
-    fn drop(&mut self) {
-        if let Some(t) = &self.accept_task {
-            t.abort();
-        }
-    }
-}
-
-impl RegistryListener {
-    /// Wraps a bound listener; with `tls`, connections are served over rustls.
-    pub fn new(listener: TcpListener, tls: Option<&TlsFiles>) -> Result<RegistryListener> {
-        let local = listener
-            .local_addr()
-            .map_err(|e| Error::Io(format!("listener has no address: {e}")))?;
-        let Some(files) = tls else {
-            return Ok(RegistryListener {
-                local,
-                plain: Some(listener),
-                tls_rx: None,
-                accept_task: None,
-            });
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(files)?));
-        let (tx, rx) = mpsc::channel(1024);
-        let task = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx
-                                .send((Box::new(stream) as Box<dyn Conn>, RemoteAddr(peer)))
-                                .await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(RegistryListener {
-            local,
-            plain: None,
-            tls_rx: Some(rx),
-            accept_task: Some(task),
-        })
-    }
-
-    /// The address it is bound to (known since it was bound, so unlike the `Listener` trait's
-    /// method this cannot fail).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// Whether connections are TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls_rx.is_some()
-    }
-}
-
-impl axum::serve::Listener for RegistryListener {
-    type Io = Box<dyn Conn>;
-    type Addr = RemoteAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if let Some(rx) = &mut self.tls_rx {
-                match rx.recv().await {
-                    Some(c) => return c,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-            if let Some(l) = &self.plain {
-                match l.accept().await {
-                    Ok((tcp, peer)) => {
-                        let _ = tcp.set_nodelay(true);
-                        return (Box::new(tcp), RemoteAddr(peer));
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(RemoteAddr(self.local))
-    }
 }
 
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {

@@ -11,15 +11,18 @@ use netget::model::EventKind;
 use netget::{Netget, NetgetOptions};
 
 async fn count(rest: &RestClient, name: &str) -> usize {
+    // An error is a failure, not "none left": a crashed registry must not pass for a clean one.
     rest.discover("development", name, true, &[])
         .await
         .map(|d| d.instances.len())
-        .unwrap_or(0)
+        .unwrap_or_else(|e| panic!("discovery of {name} failed: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_process_killed_with_sigkill_vanishes_from_discovery() {
-    let registry = common::spawn_registry(&["--session-timeout", "2s"]);
+async fn a_node_process_killed_with_sigkill_vanishes_at_once_not_at_the_session_timeout() {
+    // The kernel closes a killed process's socket; the registry must act on the close, not wait
+    // for silence: a session timeout of a minute, and a bound of a few seconds.
+    let registry = common::spawn_registry(&["--session-timeout", "60s"]);
     let rest = RestClient::new(&registry.url).unwrap();
     let node = common::spawn_netget(&[
         "register",
@@ -37,15 +40,15 @@ async fn a_node_process_killed_with_sigkill_vanishes_from_discovery() {
     );
     assert_eq!(count(&rest, "killme").await, 1);
     node.signal("KILL");
-    // Bounded by the configured session timeout (plus slack for a loaded machine), not a
-    // performance figure: the wait ends as soon as the node is gone.
+    // A bound with slack for a loaded machine, not a performance figure: the wait ends as soon
+    // as the node is gone.
     let gone = common::wait_until(Duration::from_secs(5), || async {
         count(&rest, "killme").await == 0
     })
     .await;
     assert!(
         gone.is_some(),
-        "a SIGKILLed node must vanish within the session timeout"
+        "a SIGKILLed node must vanish when its connection closes, long before the 60 s timeout"
     );
 }
 

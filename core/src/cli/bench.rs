@@ -119,7 +119,7 @@ async fn start_child() -> Result<ChildRegistry> {
 /// A registry config (`netget.toml`) for load from one process: a load generator or a test is
 /// one IP sending far more than a real node would, so the rate limits (and the per-session cap)
 /// are lifted and the figures measure the registry, not the limiter.
-pub const LOAD_LIMITS: &str = "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\nmax_instances_per_session = 1000000\n";
+pub const LOAD_LIMITS: &str = "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\nmax_instances_per_session = 1000000\nmax_connections = 1000000\nmax_connections_per_ip = 1000000\n";
 
 async fn start_child_on(data: PathBuf, owns_data: bool) -> Result<ChildRegistry> {
     let exe =
@@ -644,7 +644,14 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport> {
         })
         .collect();
     let start = Instant::now();
-    pipeline(&mut q.socket, msgs, args.inflight).await?;
+    let refused = pipeline(&mut q.socket, msgs, args.inflight).await?;
+    // A refused query (rate limit, a bug) is not an answer: the figure would count it as one.
+    if refused > 0 {
+        return Err(Error::Internal(format!(
+            "{refused} of {} WebSocket discovery queries were refused",
+            args.queries
+        )));
+    }
     report.ws_discovery_per_sec = args.queries as f64 / start.elapsed().as_secs_f64();
 
     // Phase 3: watch push latency.

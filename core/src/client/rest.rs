@@ -29,6 +29,9 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// How long an idle connection is kept for the next request.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// A handle to one registry's HTTP API. Cheap to clone; connections are pooled.
 #[derive(Clone)]
 pub struct RestClient {
@@ -83,7 +86,12 @@ impl RestClient {
             format!("http://{base}")
         };
         let connector = crate::tls::http_connector(ca, base.starts_with("https://"))?;
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // Idle connections are dropped well before a registry closes them (its header timeout,
+        // default 10 s): a request sent on one the server is closing at that moment would fail.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
         Ok(RestClient {
             base,
             client,

@@ -19,12 +19,12 @@ use axum::{Json, Router};
 
 use super::cluster::ClusterSummary;
 use super::directory::InstanceKey;
+use super::listener::RemoteAddr;
 use super::ops::{self, Caller, HttpCaller, Registering};
 use super::state::RegistryState;
 use crate::error::{Error, Result};
 use crate::model::{InstanceId, NetworkName, Registration, ServiceName};
 use crate::security::OriginPolicy;
-use crate::tls::RemoteAddr;
 
 /// The HTTP routes of a registry.
 pub(super) fn router(state: Arc<RegistryState>) -> Router {

@@ -9,7 +9,8 @@
 //! - `ops`: the one pipeline of operations every front end calls (its doc gives the order of
 //!   a registration's steps); `owner`: who owns an instance and who may change it.
 //! - front ends, which translate and call `ops`: `http` (the HTTP API, the dashboard and the
-//!   WebSocket upgrade), `session` (one WebSocket session).
+//!   WebSocket upgrade), `session` (one WebSocket session); [`listener`] decides who gets a
+//!   connection at all (caps per address and in total, under the open-file limit).
 //! - what `ops` works with: [`directory`] (instances and watch channels), `channels`
 //!   (publish/subscribe), `health` (active checks), [`store`] (what survives a restart),
 //!   `metrics` (`/metrics`).
@@ -19,6 +20,7 @@ mod cluster;
 pub mod directory;
 mod health;
 mod http;
+pub mod listener;
 mod metrics;
 mod ops;
 mod owner;
@@ -31,7 +33,7 @@ mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -43,7 +45,7 @@ pub use directory::{Directory, Owner};
 
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
-use crate::tls::{RegistryListener, RemoteAddr};
+use listener::{ConnLimits, Gate, RegistryListener};
 use state::RegistryState;
 use store::Store;
 
@@ -177,7 +179,17 @@ impl Registry {
         } else if !loaded.networks.is_empty() {
             config.networks = loaded.networks.clone();
         }
-        let listener = RegistryListener::new(listener, config.tls.as_ref())?;
+        // Once per process: every registry in it shares the one limit.
+        static OPEN_FILES: OnceLock<u64> = OnceLock::new();
+        let open_files = *OPEN_FILES.get_or_init(listener::raise_open_file_limit);
+        let limits = ConnLimits::within_open_files(&config, open_files);
+        tracing::debug!(?limits, open_files, "connection caps");
+        let listener = RegistryListener::new(
+            listener,
+            config.tls.as_ref(),
+            Gate::new(limits),
+            config.header_timeout,
+        )?;
         let tls = listener.is_tls();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = RegistryState::new(config, shutdown_rx.clone(), store)?;
@@ -238,13 +250,13 @@ async fn run(
     tracing::info!(addr = %listener.local_addr(), tls = listener.is_tls(), registry = %state.registry_id, "registry listening");
     let reaper = tokio::spawn(reap(state.clone()));
     let followers = tokio::spawn(cluster::follow_peers(state.clone()));
-    let app = http::router(state.clone());
-    let serve = axum::serve(
+    serve(
         listener,
-        app.into_make_service_with_connect_info::<RemoteAddr>(),
+        http::router(state.clone()),
+        state.config.header_timeout,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown);
-    let served = serve.await;
+    .await;
     reaper.abort();
     // It ends its links itself on the shutdown signal; waited for so that nothing holds the
     // registry's state (and its store's lock) once `shutdown` returns.
@@ -259,7 +271,74 @@ async fn run(
     let all = u32::try_from(state.config.max_sessions).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(5), state.sessions.acquire_many(all)).await;
     tracing::info!("registry stopped");
-    served.map_err(|e| Error::Io(format!("server error: {e}")))
+    Ok(())
+}
+
+/// How long shutdown waits for in-flight HTTP requests to be answered.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1.1 (with upgrades to WebSocket) on every admitted connection until `shutdown`,
+/// then answers what is in flight. hyper itself, not `axum::serve`, so that a request's line
+/// and headers must arrive within `header_timeout`: a client that opens a connection and sends
+/// nothing (or half a request) no longer holds it for ever.
+async fn serve(
+    mut listener: RegistryListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use tower::ServiceExt;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, remote) = tokio::select! {
+            c = listener.accept() => c,
+            () = &mut shutdown => break,
+        };
+        while conns.try_join_next().is_some() {}
+        let svc = app.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                req
+            },
+        );
+        let conn = http
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(svc),
+            )
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
+        conns.spawn(async move {
+            // An upgraded connection ends here at the upgrade; its session watches shutdown
+            // itself.
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(peer = %remote.0, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight HTTP requests still open after {DRAIN_TIMEOUT:?}; closing");
+    }
 }
 
 /// Removes expired REST registrations every 250 ms and drops idle service entries now and then.

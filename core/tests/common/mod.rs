@@ -82,8 +82,16 @@ impl Drop for ChildGuard {
 /// Starts `netget ARGS…`, reads its first stdout line (within 15 s), and returns the guard.
 /// The URL is the first `http://` word of that line, if any.
 pub fn spawn_netget(args: &[&str]) -> ChildGuard {
-    let mut child = Command::new(bin())
-        .args(args)
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    spawn_command(cmd, args)
+}
+
+/// Runs `cmd` (whose stdout's first line names its URL, as `netget registry` prints it) as a
+/// guarded child; `what` names it in a failure.
+pub fn spawn_command(mut cmd: Command, what: &[&str]) -> ChildGuard {
+    let args = what;
+    let mut child = cmd
         .env("NETGET_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -595,13 +595,20 @@ impl Writer {
             for done_tx in acks {
                 let _ = done_tx.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
             }
-            if self.deletes_since_compaction >= COMPACT_EVERY_DELETES {
-                self.deletes_since_compaction = 0;
-                match self.db.compact() {
-                    Ok(_) => tracing::debug!(file = %self.path.display(), "store compacted"),
-                    Err(e) => tracing::warn!(error = %e, "store compaction failed"),
-                }
-            }
+            self.compact_if_due();
+        }
+    }
+
+    /// Compacts the file once enough rows were removed since the last time: redb reuses the
+    /// pages it frees but never gives them back, so without this the file only grows.
+    fn compact_if_due(&mut self) {
+        if self.deletes_since_compaction < COMPACT_EVERY_DELETES {
+            return;
+        }
+        self.deletes_since_compaction = 0;
+        match self.db.compact() {
+            Ok(_) => tracing::debug!(file = %self.path.display(), "store compacted"),
+            Err(e) => tracing::warn!(error = %e, "store compaction failed"),
         }
     }
 

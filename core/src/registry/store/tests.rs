@@ -40,6 +40,22 @@ fn raw(dir: &Path) -> Database {
     Database::create(dir.join(STORE_FILE)).expect("store file opens")
 }
 
+/// The store's writer on a fresh file in `dir`, driven by hand (no thread, no channel).
+fn writer_in(dir: &Path) -> Writer {
+    let path = dir.join(STORE_FILE);
+    let db = Database::create(&path).unwrap();
+    migrate(&db, &path).unwrap();
+    let (_, index, _) = load(&db, &path).unwrap();
+    Writer {
+        db,
+        path,
+        index,
+        undo: Vec::new(),
+        deletes_since_compaction: 0,
+        stats: StoreStats::default(),
+    }
+}
+
 fn rest_rows(db: &Database) -> Vec<(u64, RestRecord)> {
     let tx = db.begin_read().unwrap();
     let table = tx.open_table(REST_LOG).unwrap();
@@ -290,18 +306,7 @@ async fn a_version_1_store_is_migrated_and_loads_its_records() {
 #[test]
 fn a_failed_transaction_leaves_the_index_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(STORE_FILE);
-    let db = Database::create(&path).unwrap();
-    migrate(&db, &path).unwrap();
-    let (_, index, _) = load(&db, &path).unwrap();
-    let mut writer = Writer {
-        db,
-        path,
-        index,
-        undo: Vec::new(),
-        deletes_since_compaction: 0,
-        stats: StoreStats::default(),
-    };
+    let mut writer = writer_in(dir.path());
     let put = |id: &str, address: &str| {
         let mut i = inst(id);
         i.address = address.into();
@@ -395,4 +400,42 @@ fn a_record_is_encoded_by_reference_as_it_is_decoded() {
         serde_json::to_string(&borrowed).unwrap()
     );
     assert_eq!(rest_key(&i), "development/web/a");
+}
+
+#[test]
+fn compaction_after_heavy_churn_gives_the_file_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STORE_FILE);
+    let mut writer = writer_in(dir.path());
+    let n = usize::try_from(COMPACT_EVERY_DELETES).unwrap();
+    let pad = "x".repeat(400);
+    let mut puts: Vec<Op> = (0..n)
+        .map(|k| {
+            let mut i = inst(&format!("i{k}"));
+            i.address = format!("http://127.0.0.1/{pad}/{k}");
+            let record = RestRecordRef {
+                instance: &i,
+                ttl_ms: None,
+                token: None,
+            };
+            Op::PutRest(rest_key(&i), serde_json::to_vec(&record).unwrap())
+        })
+        .collect();
+    writer.apply(&mut puts).unwrap();
+    let full = std::fs::metadata(&path).unwrap().len();
+    let mut deletes: Vec<Op> = (0..n)
+        .map(|k| Op::DeleteRest(rest_key(&inst(&format!("i{k}")))))
+        .collect();
+    writer.deletes_since_compaction += writer.apply(&mut deletes).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        full,
+        "redb keeps freed pages"
+    );
+    writer.compact_if_due();
+    let compacted = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        compacted * 4 < full,
+        "{n} rows removed: the file went from {full} to {compacted} bytes"
+    );
 }
