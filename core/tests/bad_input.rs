@@ -406,10 +406,11 @@ async fn http_bad_bodies_get_json_errors_with_fitting_statuses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_session_limits_on_instances_and_watches_are_enforced() {
+async fn per_session_limits_on_instances_watches_and_subscriptions_are_enforced() {
     let (reg, _d) = common::registry_with(|mut c| {
         c.max_instances_per_session = 2;
         c.max_watches_per_session = 2;
+        c.max_subscriptions_per_session = 2;
         c
     })
     .await;
@@ -439,6 +440,19 @@ async fn per_session_limits_on_instances_and_watches_are_enforced() {
         );
     }
     raw_send(&mut s, r#"{"type":"watch","id":8,"name":"w3"}"#).await;
+    assert_eq!(error_code(&raw_recv(&mut s).await), "NETGET_TOO_LARGE");
+    for (id, channel) in [(9, "c1"), (10, "c2"), (11, "c1")] {
+        raw_send(
+            &mut s,
+            &serde_json::json!({"type":"subscribe","id":id,"channel":channel}).to_string(),
+        )
+        .await;
+        assert!(
+            matches!(raw_recv(&mut s).await, ServerMessage::Result { .. }),
+            "{channel}"
+        );
+    }
+    raw_send(&mut s, r#"{"type":"subscribe","id":12,"channel":"c3"}"#).await;
     assert_eq!(error_code(&raw_recv(&mut s).await), "NETGET_TOO_LARGE");
     ping_works(&mut s).await;
     reg.shutdown().await.unwrap();

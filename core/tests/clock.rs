@@ -321,3 +321,47 @@ async fn health_checks_probe_once_per_interval_and_flip_only_after_two_failures(
     svc.task.abort();
     reg.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn sessions_holding_an_instance_a_watch_or_a_subscription_are_never_idle_closed() {
+    let (reg, _d) = common::registry_with(|mut c| {
+        c.limits.idle_timeout = Duration::from_secs(30);
+        c.with_session_timeout(Duration::from_secs(600))
+    })
+    .await;
+    let url = reg.url();
+    let mut empty = common::raw_session(&url, "development").await;
+    let mut holding = Vec::new();
+    for request in [
+        r#"{"type":"register","id":1,"name":"web","instance":{"address":"http://127.0.0.1:1"}}"#,
+        r#"{"type":"watch","id":1,"name":"other"}"#,
+        r#"{"type":"subscribe","id":1,"channel":"chat"}"#,
+    ] {
+        let mut s = common::raw_session(&url, "development").await;
+        common::raw_send(&mut s, request).await;
+        match common::raw_recv(&mut s).await {
+            netget::wire::ServerMessage::Result { id: 1, .. } => {}
+            other => panic!("{request}: {other:?}"),
+        }
+        holding.push(s);
+    }
+    tokio::time::pause();
+    // The idle check runs on each ping (every 150 s here): 200 s pass the first one, and the
+    // silence stays well inside the 600 s session timeout.
+    for _ in 0..40 {
+        advance(Duration::from_secs(5)).await;
+    }
+    assert_eq!(
+        common::raw_close_code(&mut empty).await,
+        Some(4001),
+        "the session holding nothing is idle-closed"
+    );
+    for s in &mut holding {
+        common::raw_send(s, r#"{"type":"services","id":2}"#).await;
+        match common::raw_recv(s).await {
+            netget::wire::ServerMessage::Result { id: 2, .. } => {}
+            other => panic!("a session holding something was disturbed: {other:?}"),
+        }
+    }
+    reg.shutdown().await.unwrap();
+}

@@ -135,6 +135,46 @@ async fn graceful_stop_removes_the_instance_at_once() {
         .unwrap()
         .instances
         .is_empty());
+    // Said goodbye, not merely hung up: the registry counts a request, not a lost session.
+    let metrics = rest.metrics().await.unwrap();
+    assert!(
+        metrics.contains(r#"netget_deregistrations_total{reason="request"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"netget_deregistrations_total{reason="session"}"#),
+        "{metrics}"
+    );
+    reg.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deregistering_removes_the_instance_while_the_session_lives_on() {
+    let (reg, _dir) = common::registry().await;
+    let url = reg.url();
+    let node = Netget::new(NetgetOptions::service(
+        "web",
+        "http://127.0.0.1:8080",
+        &[&url],
+    ))
+    .unwrap();
+    let first = node.register_with_network().await.unwrap();
+    let rest = RestClient::new(&url).unwrap();
+    node.deregister().await.unwrap();
+    let left = rest
+        .discover("development", "web", true, &[])
+        .await
+        .unwrap();
+    assert!(
+        left.instances.is_empty(),
+        "gone at once, by the node's own word"
+    );
+    let connected = node.connected_to().expect("the session is still open");
+    // The same session registers again, under the same id.
+    let again = node.register_with_network().await.unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(node.connected_to(), Some(connected));
+    node.stop().await.unwrap();
     reg.shutdown().await.unwrap();
 }
 
@@ -380,4 +420,110 @@ async fn discovery_strategies_pick_among_healthy_instances() {
     );
     client.stop().await.unwrap();
     reg.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picks_follow_the_weights_and_spread_over_every_instance() {
+    let (reg, _dir) = common::registry().await;
+    let url = reg.url();
+    let rest = RestClient::new(&url).unwrap();
+    for (id, weight) in [("light", 1), ("heavy", 3), ("off", 0)] {
+        let r = Registration {
+            address: format!("http://127.0.0.1/{id}"),
+            weight: Some(weight),
+            ..Default::default()
+        };
+        rest.register("development", "pool", id, &r).await.unwrap();
+    }
+    let client = Netget::new(NetgetOptions::client(&[&url])).unwrap();
+    let tally = |picks: Vec<String>| {
+        let mut t = std::collections::HashMap::<String, usize>::new();
+        for p in picks {
+            *t.entry(p).or_default() += 1;
+        }
+        t
+    };
+    let picks = |strategy, n: usize| {
+        let client = &client;
+        async move {
+            let o = DiscoverOptions {
+                strategy,
+                ..Default::default()
+            };
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let i = client.discover_service_node_with("pool", &o).await.unwrap();
+                out.push(i.unwrap().id.to_string());
+            }
+            out
+        }
+    };
+    // Weighted: 1 : 3, never weight 0. 4,000 picks put 3/4 within ±0.05 by a wide margin
+    // (the standard deviation is under 0.007).
+    let w = tally(picks(netget::Strategy::Weighted, 4_000).await);
+    let heavy = w.get("heavy").copied().unwrap_or(0) as f64 / 4_000.0;
+    assert!((0.70..=0.80).contains(&heavy), "weighted picks: {w:?}");
+    assert!(!w.contains_key("off"), "weight 0 was picked: {w:?}");
+    // Random: every instance, about a third each.
+    let r = tally(picks(netget::Strategy::Random, 3_000).await);
+    for id in ["light", "heavy", "off"] {
+        let share = r.get(id).copied().unwrap_or(0) as f64 / 3_000.0;
+        assert!((0.25..=0.42).contains(&share), "random picks: {r:?}");
+    }
+    // Round-robin: in turn, exactly.
+    let rr = tally(picks(netget::Strategy::RoundRobin, 30).await);
+    assert_eq!(
+        rr.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10],
+        "{rr:?}"
+    );
+    client.stop().await.unwrap();
+    reg.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_fails_over_hears_what_changed_across_the_gap() {
+    // Two registries that are not one cluster, each with an instance of its own: what the
+    // watcher saw on A and what B holds differ, and the difference must reach it as events.
+    let (a, _da) = common::registry().await;
+    let (b, _db) = common::registry().await;
+    let (ua, ub) = (a.url(), b.url());
+    for (url, id) in [(&ua, "on-a"), (&ub, "on-b")] {
+        let r = Registration {
+            address: format!("http://127.0.0.1/{id}"),
+            ..Default::default()
+        };
+        RestClient::new(url)
+            .unwrap()
+            .register("development", "orders", id, &r)
+            .await
+            .unwrap();
+    }
+    let watcher = Netget::new(NetgetOptions {
+        in_order: true,
+        ..NetgetOptions::client(&[&ua, &ub])
+    })
+    .unwrap();
+    let mut w = watcher.watch("orders").unwrap();
+    let first = next_event(&mut w).await;
+    assert_eq!(
+        (first.kind, first.instance.id.as_str()),
+        (EventKind::Up, "on-a")
+    );
+    a.shutdown().await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = next_event(&mut w).await;
+        seen.push((e.kind, e.instance.id.to_string()));
+    }
+    seen.sort_by_key(|(_, id)| id.clone());
+    assert_eq!(
+        seen,
+        vec![
+            (EventKind::Down, "on-a".to_string()),
+            (EventKind::Up, "on-b".to_string())
+        ]
+    );
+    watcher.stop().await.unwrap();
+    b.shutdown().await.unwrap();
 }
