@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps tools dist dist-test demo build python node test check rust-test python-test node-test browser-test bench registry
+.PHONY: deps tools dist dist-test api-fuzz demo build python node test check rust-test python-test node-test browser-test bench registry
 
 # The release build (with line tables), for benchmarks and profiles.
 build: deps
@@ -20,7 +20,7 @@ build: deps
 tools:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q 'maturin>=1.16,<2' auditwheel==6.4.2 ruff==0.17.6
+	$(PY) -m pip install -q 'maturin>=1.16,<2' auditwheel==6.4.2 ruff==0.17.6 schemathesis==4.32.5
 
 # Every artifact a user installs, into dist/ (see packaging/dist.sh); the checkout's Node addon
 # is the one packed.
@@ -43,6 +43,10 @@ demo: python node
 
 registry: dist
 	./target/dist/netget registry
+
+# schemathesis against the release binary's own /v1/openapi.json, every check (tests/api/fuzz.sh).
+api-fuzz: dist tools
+	tests/api/fuzz.sh
 
 # The artifacts in dist/, installed and run with no Rust toolchain on PATH (and the sdist built).
 dist-test: dist
@@ -82,7 +86,7 @@ python-test: python node
 	$(PY) -m pytest -q
 
 # The installed artifacts last: their summary line closes the run.
-test: check rust-test node-test browser-test python-test dist-test
+test: check rust-test node-test browser-test python-test api-fuzz dist-test
 
 bench: build python
 	bench/run.sh

@@ -219,7 +219,7 @@ impl Error {
 }
 
 /// `{"code": "...", "message": "..."}` as sent on the wire.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable `NETGET_*` code.
     pub code: String,

@@ -52,6 +52,22 @@ fn check_name(kind: &str, s: &str, max: usize, extra: &[char]) -> Result<()> {
     Ok(())
 }
 
+/// The OpenAPI schema of a name checked by [`check_name`]: the same rule, as a pattern.
+fn name_schema(
+    kind: &str,
+    max: usize,
+    extra: &[char],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let extra: String = extra.iter().map(|c| format!("\\{c}")).collect();
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(format!("A {kind}")))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(format!("^[A-Za-z0-9][A-Za-z0-9_\\-{extra}]*$")))
+        .into()
+}
+
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $extra:expr) => {
         $(#[$doc])*
@@ -92,6 +108,14 @@ macro_rules! name_type {
                 $name::new(&s).map_err(serde::de::Error::custom)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                name_schema($kind, $max, $extra)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -113,7 +137,9 @@ name_type!(
 );
 
 /// The health of an instance, as discovery reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Alive and answering (the default for a live session or a fresh registration).
@@ -190,7 +216,7 @@ impl<'de> Deserialize<'de> for WireDuration {
 
 /// An active health check declared at registration, run by the registry that owns the instance
 /// (see `health`): HTTP GET (2xx passing, 429 warning, anything else critical) or TCP connect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
     /// URL to GET; 2xx is passing.
@@ -201,19 +227,32 @@ pub struct HealthCheck {
     pub tcp: Option<String>,
     /// Time between probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DurationSchema>)]
     pub interval: Option<WireDuration>,
     /// Time one probe may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DurationSchema>)]
     pub timeout: Option<WireDuration>,
     /// Remove the instance after it has been critical this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DurationSchema>)]
     pub deregister_critical_after: Option<WireDuration>,
     /// Consecutive successful probes before a non-passing instance is passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_u32"
+    )]
+    #[schema(minimum = 1, maximum = 100)]
     pub success_before_passing: Option<u32>,
     /// Consecutive failed probes before a passing instance turns warning or critical (default
     /// 2), so one lost probe does not flip it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_u32"
+    )]
+    #[schema(minimum = 1, maximum = 100)]
     pub failures_before_critical: Option<u32>,
 }
 
@@ -236,7 +275,7 @@ impl HealthCheck {
 }
 
 /// The last health check of an instance: what it said and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckRecord {
     /// The probe's result for a person (`HTTP 200 OK`, `connection refused`, `no heartbeat`).
@@ -247,35 +286,52 @@ pub struct CheckRecord {
 
 /// What a node sends to register (or update) one instance: the body of
 /// `PUT /v1/networks/{network}/services/{name}/instances/{id}` and of the WebSocket `register`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Registration {
     /// Where clients reach the instance (`http://127.0.0.1:8080`, `10.0.0.5:5432`).
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub address: String,
     /// Free-form labels to filter on (`v1`, `primary`).
     #[serde(default)]
+    #[schema(value_type = Vec<TagSchema>, max_items = 32)]
     pub tags: Vec<String>,
     /// Free-form JSON object, at most [`MAX_METADATA_BYTES`] as compact JSON.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// The instance's software version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub version: Option<String>,
     /// Relative weight for weighted discovery (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_u32"
+    )]
+    #[schema(maximum = 10000)]
     pub weight: Option<u32>,
     /// For REST registrations: how long the registration lives without a heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DurationSchema>)]
     pub ttl: Option<WireDuration>,
     /// An active health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
     /// Session registrations: the node's Ed25519 signature over
-    /// [`crate::identity::SignedFields::payload`], standard base64.
+    /// [`crate::identity::SignedFields::payload`], standard base64. (Not in the OpenAPI
+    /// document: a REST registration carrying it is refused.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub signature: Option<String>,
     /// When the node signed, milliseconds since the Unix epoch (part of what is signed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub signed_at: Option<u64>,
 }
 
@@ -283,8 +339,9 @@ impl Registration {
     /// Checks every field against the limits of PROTOCOL.md.
     pub fn validate(&self) -> Result<()> {
         let a = &self.address;
+        // Lengths in characters, as the docs and the OpenAPI document (`maxLength`) count them.
         if a.is_empty()
-            || a.len() > MAX_ADDRESS_LEN
+            || a.chars().count() > MAX_ADDRESS_LEN
             || a.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(Error::InvalidInput(format!(
@@ -299,7 +356,7 @@ impl Registration {
         }
         for t in &self.tags {
             if t.is_empty()
-                || t.len() > MAX_TAG_LEN
+                || t.chars().count() > MAX_TAG_LEN
                 || t.chars().any(|c| c.is_control() || c == ',')
             {
                 return Err(Error::InvalidInput(format!(
@@ -308,7 +365,7 @@ impl Registration {
             }
         }
         if let Some(v) = &self.version {
-            if v.len() > MAX_VERSION_LEN || v.chars().any(char::is_control) {
+            if v.chars().count() > MAX_VERSION_LEN || v.chars().any(char::is_control) {
                 return Err(Error::InvalidInput(format!(
                     "invalid version {v:?}: at most {MAX_VERSION_LEN} characters"
                 )));
@@ -364,6 +421,57 @@ impl Registration {
         Ok(())
     }
 }
+
+/// A whole number as JSON may write it, `80` or `80.0`: JSON Schema's `integer` (what the OpenAPI
+/// document says) admits both, and a client generating JSON from floats writes the second.
+fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    let Some(v) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+        Ok(Some(v as u32))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v} is not a whole number from 0 to {}",
+            u32::MAX
+        )))
+    }
+}
+
+/// A duration as the OpenAPI document describes it: a whole number with a unit, above zero (the
+/// parser takes more, e.g. `1.5s`; the document keeps to what every field accepts).
+pub struct DurationSchema;
+
+impl utoipa::PartialSchema for DurationSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            // Each unit bounded so the value stays within the parser's limit (10^9 s).
+            .pattern(Some(
+                "^([1-9][0-9]{0,8}(ms|s)|[1-9][0-9]{0,6}m|[1-9][0-9]{0,4}h)$",
+            ))
+            .examples(["30s"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DurationSchema {}
+
+/// A tag as the OpenAPI document describes it (the rule of [`Registration::validate`]).
+pub struct TagSchema;
+
+impl utoipa::PartialSchema for TagSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TAG_LEN))
+            .pattern(Some(r"^[^,\x00-\x1f\x7f-\x9f]+$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TagSchema {}
 
 /// An instance's metadata: a JSON object kept as its compact JSON text.
 ///
@@ -563,7 +671,7 @@ impl<'de> Deserialize<'de> for Tags {
 }
 
 /// One registered instance of a service, as every surface returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
     /// Unique within its service and network.
@@ -575,8 +683,10 @@ pub struct Instance {
     /// Where clients reach it.
     pub address: String,
     /// Free-form JSON object.
+    #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// Labels to filter on.
+    #[schema(value_type = Vec<String>)]
     pub tags: Tags,
     /// Software version, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -588,19 +698,24 @@ pub struct Instance {
     /// Milliseconds since the Unix epoch when it was first registered.
     pub registered_at: u64,
     /// Id of the registry that owns it (holds its session or its REST registration).
+    #[schema(value_type = String)]
     pub registry: Arc<str>,
     /// The declared active check, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HealthCheck>)]
     pub health: Option<Box<HealthCheck>>,
     /// The last health check (active probe or missed TTL), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CheckRecord>)]
     pub last_check: Option<Box<CheckRecord>>,
     /// The registering node's public key (session registrations), shared by its instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub public_key: Option<Arc<str>>,
     /// The node's signature over the instance (see PROTOCOL.md, "Signed registrations"), so a
     /// client can check that no registry altered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub signature: Option<Box<str>>,
     /// When the node signed, milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -694,13 +809,14 @@ pub struct WatchEvent {
 pub type InstanceKey = (NetworkName, ServiceName, InstanceId);
 
 /// The answer to a discovery query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Discovery {
     /// The service asked for.
     pub name: ServiceName,
     /// The network it was asked in.
     pub network: NetworkName,
     /// Matching instances, ordered by id.
+    #[schema(value_type = Vec<Instance>)]
     pub instances: Vec<Arc<Instance>>,
 }
 
@@ -717,7 +833,7 @@ pub struct ChannelMessage {
 }
 
 /// One service name with its instance counts, as `services` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSummary {
     /// The service name.

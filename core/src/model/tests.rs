@@ -136,3 +136,31 @@ fn tags_keep_their_order_and_travel_as_an_array() {
     assert!(none.is_empty() && none.iter().next().is_none());
     assert_eq!(serde_json::to_string(&none).unwrap(), "[]");
 }
+
+#[test]
+fn whole_numbers_may_be_written_as_floats_but_fractions_are_refused() {
+    let r: Registration = serde_json::from_str(
+        r#"{"address":"a:1","weight":3.0,"health":{"tcp":"a:1","failuresBeforeCritical":2.0}}"#,
+    )
+    .unwrap();
+    assert_eq!(r.weight, Some(3));
+    assert_eq!(r.health.unwrap().failures_before_critical, Some(2));
+    let e = serde_json::from_str::<Registration>(r#"{"address":"a:1","weight":2.5}"#).unwrap_err();
+    assert!(e.to_string().contains("not a whole number"), "{e}");
+}
+
+#[test]
+fn field_lengths_count_characters_as_the_openapi_document_does() {
+    let r = Registration {
+        address: "http://127.0.0.1:1".into(),
+        version: Some("é".repeat(MAX_VERSION_LEN)),
+        tags: vec!["ü".repeat(MAX_TAG_LEN)],
+        ..Default::default()
+    };
+    assert!(r.validate().is_ok());
+    let over = Registration {
+        version: Some("é".repeat(MAX_VERSION_LEN + 1)),
+        ..r
+    };
+    assert_eq!(over.validate().unwrap_err().code(), "NETGET_INVALID_INPUT");
+}

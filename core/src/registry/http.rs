@@ -14,8 +14,9 @@ use axum::extract::{ConnectInfo, Path, RawQuery, Request, State, WebSocketUpgrad
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use axum::{Json, Router};
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::cluster::ClusterSummary;
 use super::directory::InstanceKey;
@@ -23,7 +24,9 @@ use super::listener::RemoteAddr;
 use super::ops::{self, Caller, HttpCaller, Registering};
 use super::state::RegistryState;
 use crate::error::{Error, Result};
-use crate::model::{InstanceId, NetworkName, Registration, ServiceName};
+use crate::model::{
+    Discovery, Instance, InstanceId, NetworkName, Registration, ServiceName, ServiceSummary, Status,
+};
 use crate::security::OriginPolicy;
 
 /// The HTTP routes of a registry.
@@ -32,28 +35,50 @@ pub(super) fn router(state: Arc<RegistryState>) -> Router {
     // with NETGET_TOO_LARGE: refusing it unread closed the connection while the client was still
     // writing, and the client saw a broken pipe instead of the 413.
     let body_limit = axum::extract::DefaultBodyLimit::max(transport_limit(&state));
-    Router::new()
-        .route("/health", get(health))
-        .route("/v1/networks", get(networks))
-        .route("/v1/networks/{network}/services", get(services))
-        .route("/v1/networks/{network}/services/{name}", get(discover))
-        .route(
-            "/v1/networks/{network}/services/{name}/instances/{id}",
-            put(register).delete(deregister),
-        )
-        .route(
-            "/v1/networks/{network}/services/{name}/instances/{id}/heartbeat",
-            put(heartbeat),
-        )
-        .route("/v1/cluster", get(cluster))
-        .route("/v1/ws", get(ws))
-        .route("/metrics", get(metrics))
-        .route("/netget.js", get(handshaker_js))
-        .route("/", get(dashboard))
+    let (routes, _) = documented().split_for_parts();
+    routes
         .fallback(not_found)
         .layer(body_limit)
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
+}
+
+/// Every route, each with its OpenAPI operation: a route is added here, through `routes!`,
+/// which needs the handler's `#[utoipa::path]` (a test holds this file to it).
+fn documented() -> OpenApiRouter<Arc<RegistryState>> {
+    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(networks))
+        .routes(routes!(services))
+        .routes(routes!(discover))
+        .routes(routes!(register, deregister))
+        .routes(routes!(heartbeat))
+        .routes(routes!(cluster))
+        .routes(routes!(ws))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(handshaker_js))
+        .routes(routes!(dashboard))
+}
+
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(documented().into_openapi()).unwrap_or_default();
+    super::openapi::add_rules(&mut doc);
+    doc
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the handlers (this one included).
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "registry",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_string());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.as_str(),
+    )
+        .into_response()
 }
 
 /// Every request passes here first: the per-IP rate limit, the browser origin check, and CORS
@@ -143,6 +168,10 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Prometheus / OpenMetrics text: instances, sessions, registrations, discovery, watch pushes,
+/// health checks, store commits, replication.
+#[utoipa::path(get, path = "/metrics", tag = "registry",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(s): State<Arc<RegistryState>>) -> Response {
     let cluster = cluster_summary(&s).await;
     let body = s
@@ -159,6 +188,8 @@ async fn metrics(State(s): State<Arc<RegistryState>>) -> Response {
 }
 
 /// The browser handshaker (`core/web/netget.js`), for `<script src="http://REGISTRY/netget.js">`.
+#[utoipa::path(get, path = "/netget.js", tag = "registry",
+    responses((status = 200, description = "The browser handshaker script", content_type = "text/javascript", body = String)))]
 async fn handshaker_js() -> Response {
     (
         [
@@ -174,6 +205,8 @@ async fn handshaker_js() -> Response {
 }
 
 /// The live dashboard (`core/web/dashboard.html`), built on netget.js.
+#[utoipa::path(get, path = "/", tag = "registry",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
 async fn dashboard() -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -190,22 +223,73 @@ async fn not_found() -> ApiError {
     ))
 }
 
-async fn health(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> {
-    let instances: usize = s.directory.counts().iter().map(|(_, n)| n).sum();
-    let mut body = serde_json::json!({
-        "status": "passing",
-        "registryId": s.registry_id,
-        "version": env!("CARGO_PKG_VERSION"),
-        "sessions": s.open_sessions(),
-        "instances": instances,
-    });
-    // Ready: serving the whole directory (in a cluster: every live peer's snapshot loaded).
-    body["ready"] = serde_json::json!(true);
-    if let Some(cluster) = cluster_summary(&s).await {
-        body["ready"] = serde_json::json!(cluster.ready);
-        body["cluster"] = serde_json::json!(cluster);
-    }
-    Json(body)
+/// Whether the registry is up, and ready (in a cluster: every live peer's snapshot loaded).
+#[utoipa::path(get, path = "/health", tag = "registry",
+    responses((status = 200, description = "Up (the status code stays 200 while not ready)", body = HealthAnswer)))]
+async fn health(State(s): State<Arc<RegistryState>>) -> Json<HealthAnswer> {
+    let cluster = cluster_summary(&s).await;
+    Json(HealthAnswer {
+        status: Status::Passing,
+        registry_id: s.registry_id.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        sessions: s.open_sessions(),
+        instances: s.directory.counts().iter().map(|(_, n)| n).sum(),
+        // Serving the whole directory (in a cluster: every live peer's snapshot loaded).
+        ready: cluster.as_ref().is_none_or(|c| c.ready),
+        cluster,
+    })
+}
+
+/// The answer of `GET /health`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct HealthAnswer {
+    /// Always `passing` when the registry answers at all.
+    status: Status,
+    /// This registry's id.
+    registry_id: String,
+    /// netget's version.
+    version: &'static str,
+    /// Open WebSocket sessions.
+    sessions: usize,
+    /// Instances in the directory, every network.
+    instances: usize,
+    /// Whether it serves the whole directory (in a cluster: every live peer's snapshot loaded).
+    ready: bool,
+    /// The cluster at a glance, when this registry gossips.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterSummary>,
+}
+
+/// The answer of `GET /v1/networks`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct NetworksAnswer {
+    /// The networks the caller may see.
+    networks: Vec<NetworkCount>,
+}
+
+/// A network and its instance count.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct NetworkCount {
+    name: NetworkName,
+    instances: usize,
+}
+
+/// The answer of `GET /v1/networks/{network}/services`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ServicesAnswer {
+    network: NetworkName,
+    services: Vec<ServiceSummary>,
+}
+
+/// The answer of `GET /v1/cluster`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ClusterAnswer {
+    /// This registry's id.
+    registry_id: String,
+    /// Every registry gossip knows of, this one first.
+    members: Vec<super::cluster::Member>,
 }
 
 /// The cluster at a glance, when this registry gossips.
@@ -213,21 +297,25 @@ async fn cluster_summary(s: &RegistryState) -> Option<ClusterSummary> {
     Some(ClusterSummary::of(&s.cluster_members().await?))
 }
 
-async fn networks(
-    State(s): State<Arc<RegistryState>>,
-    headers: HeaderMap,
-) -> Json<serde_json::Value> {
-    let list: Vec<_> = ops::networks(&s, bearer(&headers).as_deref())
+/// The networks this caller may see, with their instance counts.
+#[utoipa::path(get, path = "/v1/networks", tag = "discovery", params(("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    responses((status = 200, description = "The networks", body = NetworksAnswer)))]
+async fn networks(State(s): State<Arc<RegistryState>>, headers: HeaderMap) -> Json<NetworksAnswer> {
+    let networks = ops::networks(&s, bearer(&headers).as_deref())
         .into_iter()
-        .map(|(name, instances)| serde_json::json!({ "name": name, "instances": instances }))
+        .map(|(name, instances)| NetworkCount { name, instances })
         .collect();
-    Json(serde_json::json!({ "networks": list }))
+    Json(NetworksAnswer { networks })
 }
 
 /// The registries of this one's cluster, as gossip shows them (this one first).
-async fn cluster(State(s): State<Arc<RegistryState>>) -> Json<serde_json::Value> {
-    let members = s.cluster_members().await.unwrap_or_default();
-    Json(serde_json::json!({ "registryId": s.registry_id, "members": members }))
+#[utoipa::path(get, path = "/v1/cluster", tag = "registry",
+    responses((status = 200, description = "The cluster's registries (this one alone when it does not gossip)", body = ClusterAnswer)))]
+async fn cluster(State(s): State<Arc<RegistryState>>) -> Json<ClusterAnswer> {
+    Json(ClusterAnswer {
+        registry_id: s.registry_id.to_string(),
+        members: s.cluster_members().await.unwrap_or_default(),
+    })
 }
 
 /// The caller of a request, for the registry's operations.
@@ -248,17 +336,19 @@ fn instance_key(network: &str, name: &str, id: &str) -> Result<InstanceKey> {
     ))
 }
 
+/// The services of a network, with instance counts by status.
+#[utoipa::path(get, path = "/v1/networks/{network}/services", tag = "discovery",
+    params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"), ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    responses((status = 200, description = "The services", body = ServicesAnswer), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn services(
     State(s): State<Arc<RegistryState>>,
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
     Path(network): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ServicesAnswer>> {
     let network = NetworkName::new(&network)?;
     let services = ops::services(&s, Caller::Http(&caller(&remote, &headers)), &network)?;
-    Ok(Json(
-        serde_json::json!({ "network": network, "services": services }),
-    ))
+    Ok(Json(ServicesAnswer { network, services }))
 }
 
 /// `?healthy=true|false&tag=a&tag=b` (also `all=true` for every status).
@@ -294,6 +384,15 @@ fn parse_discover_query(raw: Option<&str>) -> Result<DiscoverQuery> {
     Ok(q)
 }
 
+/// The instances of a service: healthy ones (passing or warning) unless `all`, carrying every
+/// `tag` given.
+#[utoipa::path(get, path = "/v1/networks/{network}/services/{name}", tag = "discovery",
+    params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"), ("name" = ServiceName, Path, description = "The service name"),
+        ("healthy" = Option<bool>, Query, description = "Only healthy instances (default true)"),
+        ("all" = Option<bool>, Query, description = "Every instance, critical ones too"),
+        ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
+        ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    responses((status = 200, description = "The service's instances", body = Discovery), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn discover(
     State(s): State<Arc<RegistryState>>,
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
@@ -358,6 +457,15 @@ fn parse_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Registers (201) or updates (200) a REST instance; it lives for its `ttl` (default 30 s)
+/// from each heartbeat, or while its health check passes.
+#[utoipa::path(put, path = "/v1/networks/{network}/services/{name}/instances/{id}", tag = "registration",
+    params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"), ("name" = ServiceName, Path, description = "The service name"), ("id" = InstanceId, Path, description = "The instance id"), ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    request_body(content = Registration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = Instance),
+        (status = 200, description = "Updated", body = Instance),
+        (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn register(
     State(s): State<Arc<RegistryState>>,
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
@@ -389,6 +497,10 @@ async fn register(
     Ok((status, Json(done.instance)).into_response())
 }
 
+/// Renews a REST instance's TTL (and brings a critical one back to passing).
+#[utoipa::path(put, path = "/v1/networks/{network}/services/{name}/instances/{id}/heartbeat", tag = "registration",
+    params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"), ("name" = ServiceName, Path, description = "The service name"), ("id" = InstanceId, Path, description = "The instance id"), ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    responses((status = 200, description = "Renewed", body = Instance), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn heartbeat(
     State(s): State<Arc<RegistryState>>,
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
@@ -403,6 +515,10 @@ async fn heartbeat(
     Ok(Json(ops::heartbeat(&s, Caller::Http(&who), &key)?).into_response())
 }
 
+/// Removes an instance (a REST one: only with the token that registered it).
+#[utoipa::path(delete, path = "/v1/networks/{network}/services/{name}/instances/{id}", tag = "registration",
+    params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"), ("name" = ServiceName, Path, description = "The service name"), ("id" = InstanceId, Path, description = "The instance id"), ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    responses((status = 200, description = "Removed: the instance as it was", body = Instance), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn deregister(
     State(s): State<Arc<RegistryState>>,
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,
@@ -455,6 +571,10 @@ async fn forwarded(
 /// Read buffer of each session's WebSocket, bytes.
 const WS_READ_BUFFER: usize = 8 * 1024;
 
+/// The WebSocket endpoint of the netget/1 protocol (PROTOCOL.md): sessions of service and client
+/// nodes, browsers (netget.js) and peer registries.
+#[utoipa::path(get, path = "/v1/ws", tag = "registry",
+    responses((status = 101, description = "Switched to a WebSocket session"), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn ws(
     State(s): State<Arc<RegistryState>>,
     ConnectInfo(remote): ConnectInfo<RemoteAddr>,

@@ -22,6 +22,7 @@ mod health;
 mod http;
 pub mod listener;
 mod metrics;
+mod openapi;
 mod ops;
 mod owner;
 mod session;
@@ -42,6 +43,7 @@ use tokio::time::Instant;
 
 pub use cluster::{ClusterSummary, Member};
 pub use directory::{Directory, Owner};
+pub use http::openapi;
 
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};

@@ -18,7 +18,7 @@ use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 
 /// One registry of the cluster as gossip shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// Its registry id.
@@ -26,6 +26,7 @@ pub struct Member {
     /// The URL it advertises.
     pub url: Option<String>,
     /// Where it gossips.
+    #[schema(value_type = String)]
     pub gossip: SocketAddr,
     /// Whether the failure detector holds it alive (this registry always is).
     pub live: bool,
@@ -46,7 +47,7 @@ pub struct Member {
 }
 
 /// The cluster at a glance, for `/health` and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSummary {
     /// Live registries, this one included.
@@ -60,7 +61,8 @@ pub struct ClusterSummary {
     pub ready: bool,
     /// Live peers not followed over an open replication link, by id.
     pub unlinked: Vec<String>,
-    /// Revisions of each live, followed peer not applied here yet, by id.
+    /// Revisions of each live, followed peer not applied here yet, by id: `[id, revisions]`.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub lag: Vec<(String, u64)>,
 }
 
