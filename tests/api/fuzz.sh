@@ -30,6 +30,8 @@ for _ in $(seq 1 100); do
 done
 [ -n "$url" ] || { cat "$work/registry.log"; echo "FAIL: the registry did not start" >&2; exit 1; }
 
+# From the scratch folder: schemathesis keeps its cache (.schemathesis/) in the current one.
+cd "$work"
 timeout 900 "$schemathesis" run "$url/v1/openapi.json" \
   --checks all \
   --max-examples "${EXAMPLES:-200}" \

@@ -39,7 +39,10 @@ for d in "${dirs[@]}"; do
   if [ -x "$d/cargo" ] || [ -x "$d/rustc" ]; then continue; fi
   bare_path="${bare_path:+$bare_path:}$d"
 done
-no_rust() { env PATH="$bare_path" CARGO_HOME=/nonexistent RUSTUP_HOME=/nonexistent "$@"; }
+bare_env=(env PATH="$bare_path" CARGO_HOME=/nonexistent RUSTUP_HOME=/nonexistent)
+no_rust() { "${bare_env[@]}" "$@"; }
+# Background processes start as plain commands (not through the function, whose subshell would
+# be what `$!` names), so that the pid recorded is the process itself and cleanup stops it.
 no_rust sh -c 'command -v cargo || command -v rustc' && fail "cargo or rustc is still on the bare PATH"
 
 step "the artifacts of version $version"
@@ -68,7 +71,7 @@ step "the release binary runs a registry"
 mkdir -p "$work/bin" && tar xzf "$archive" -C "$work/bin"
 netget_bin=$(ls "$work"/bin/*/netget)
 [ "$(no_rust "$netget_bin" --version)" = "netget $version" ] || fail "netget --version is not $version"
-no_rust "$netget_bin" registry --listen 127.0.0.1:0 --data "$work/registry-data" >"$work/registry.log" 2>&1 &
+"${bare_env[@]}" "$netget_bin" registry --listen 127.0.0.1:0 --data "$work/registry-data" >"$work/registry.log" 2>&1 &
 pids+=($!)
 registry=$(wait_for "$work/registry.log" 'listening on http://' 30 | sed -E 's/.*listening on (http:[^ ]+).*/\1/')
 echo "registry at $registry"
@@ -116,7 +119,7 @@ attach(app, { name: 'catalog', registryNodes: [process.env.REGISTRY] }).listen(0
   console.log('listening');
 });
 EOF
-REGISTRY="$registry" no_rust node express-app.js >"$work/express.log" 2>&1 &
+"${bare_env[@]}" REGISTRY="$registry" node express-app.js >"$work/express.log" 2>&1 &
 pids+=($!)
 cat >"$work/orders.py" <<'EOF'
 import asyncio, json, os, sys, urllib.request
@@ -140,7 +143,7 @@ async def main():
 asyncio.run(main())
 EOF
 mkfifo "$work/orders.in"
-REGISTRY="$registry" no_rust "$work/venv/bin/python" "$work/orders.py" <"$work/orders.in" >"$work/orders.log" 2>&1 &
+"${bare_env[@]}" REGISTRY="$registry" "$work/venv/bin/python" "$work/orders.py" <"$work/orders.in" >"$work/orders.log" 2>&1 &
 pids+=($!)
 exec 3>"$work/orders.in"
 wait_for "$work/orders.log" "^ready" 30 >/dev/null
@@ -179,6 +182,15 @@ CARGO_TARGET_DIR="$root/target" node -e "require('netget'); console.log('loaded 
 grep -q "loaded after a build from source" "$work/fallback.out" || fail "the source fallback"
 ls node_modules/netget/bindings-node/netget.linux-x64-gnu.node
 cd "$root"
+
+# Every background pid is the process itself, not a shell around it (which cleanup would kill,
+# leaving the process running).
+for p in "${pids[@]}"; do
+  [ -e "/proc/$p" ] || continue
+  case "$(readlink "/proc/$p/exe")" in
+    */bash | */sh | */dash) fail "pid $p is a shell around a process this script started" ;;
+  esac
+done
 
 echo
 echo "dist: every artifact installs and runs (wheel, sdist, npm packages, release binary)"
