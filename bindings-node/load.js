@@ -10,8 +10,15 @@
 
 const { build, platformSuffix } = require('./scripts/build-addon.js');
 
-/** The platforms with a prebuilt addon package (see `napi.targets` in package.json). */
-const PREBUILT = ['linux-x64-gnu'];
+const manifest = require('../package.json');
+
+/**
+ * The platforms with a prebuilt addon package: the published package's optional dependencies
+ * (`netget-<platform>`, written by packaging/npm-pack.js from `napi.targets`); none in a checkout.
+ */
+const PREBUILT = Object.keys(manifest.optionalDependencies || {}).map((name) =>
+  name.slice(`${manifest.name}-`.length),
+);
 
 /** The errors behind a failed load: native.js chains them (as plain Errors) under `cause`. */
 function causesOf(err) {
@@ -39,8 +46,8 @@ function loadNative() {
   const prebuilt = PREBUILT.includes(platform)
     ? `its prebuilt addon comes in the optional package netget-${platform}, which is not ` +
       `installed (was it left out with --omit=optional?): \`npm i netget-${platform}@` +
-      `${require('../package.json').version}\``
-    : `no prebuilt addon exists for it (prebuilt: ${PREBUILT.join(', ')})`;
+      `${manifest.version}\``
+    : `no prebuilt addon exists for it (prebuilt: ${PREBUILT.join(', ') || 'none in a checkout'})`;
   const failed = build(`no native addon is installed for ${platform}; ${prebuilt}`);
   if (failed) {
     throw new Error(

@@ -378,12 +378,14 @@ async fn networks_are_isolated_for_discovery_watch_and_removal() {
     reg.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discovery_strategies_pick_among_healthy_instances() {
-    let (reg, _dir) = common::registry().await;
+/// A registry holding REST instances of service `pool`, one per `(id, weight)`; and its URL.
+async fn weighted_pool(
+    weights: &[(&str, u32)],
+) -> (netget::RegistryHandle, tempfile::TempDir, String) {
+    let (reg, dir) = common::registry().await;
     let url = reg.url();
     let rest = RestClient::new(&url).unwrap();
-    for (id, weight) in [("a", 1), ("b", 0), ("c", 3)] {
+    for &(id, weight) in weights {
         let r = Registration {
             address: format!("http://127.0.0.1/{id}"),
             weight: Some(weight),
@@ -391,6 +393,12 @@ async fn discovery_strategies_pick_among_healthy_instances() {
         };
         rest.register("development", "pool", id, &r).await.unwrap();
     }
+    (reg, dir, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_strategies_pick_among_healthy_instances() {
+    let (reg, _dir, url) = weighted_pool(&[("a", 1), ("b", 0), ("c", 3)]).await;
     let client = Netget::new(NetgetOptions::client(&[&url])).unwrap();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..200 {
@@ -424,17 +432,7 @@ async fn discovery_strategies_pick_among_healthy_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn picks_follow_the_weights_and_spread_over_every_instance() {
-    let (reg, _dir) = common::registry().await;
-    let url = reg.url();
-    let rest = RestClient::new(&url).unwrap();
-    for (id, weight) in [("light", 1), ("heavy", 3), ("off", 0)] {
-        let r = Registration {
-            address: format!("http://127.0.0.1/{id}"),
-            weight: Some(weight),
-            ..Default::default()
-        };
-        rest.register("development", "pool", id, &r).await.unwrap();
-    }
+    let (reg, _dir, url) = weighted_pool(&[("light", 1), ("heavy", 3), ("off", 0)]).await;
     let client = Netget::new(NetgetOptions::client(&[&url])).unwrap();
     let tally = |picks: Vec<String>| {
         let mut t = std::collections::HashMap::<String, usize>::new();

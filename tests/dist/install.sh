@@ -32,6 +32,16 @@ wait_for() {
   fail "no line matching '$2' in $1 within $3 s"
 }
 
+# readme_block HEADING LANG OUT: the first LANG code block of README's section HEADING, into OUT.
+readme_block() {
+  python3 - "$root/README.md" "$1" "$2" "$3" <<'EOF'
+import re, sys
+readme, heading, lang, out = sys.argv[1:]
+section = open(readme).read().split("## " + heading, 1)[1]
+open(out, "w").write(re.findall(r"```" + lang + r"\n(.*?)```", section, flags=re.S)[0])
+EOF
+}
+
 # PATH without any directory that holds cargo or rustc.
 bare_path=""
 IFS=: read -ra dirs <<<"$PATH"
@@ -83,11 +93,7 @@ no_rust "$work/venv/bin/pip" install -q --no-index "$wheel"
   || fail "netget.__version__ is not $version"
 grep -q 'registry' <<<"$(no_rust "$work/venv/bin/netget" --help)" || fail "netget --help from the wheel"
 [ "$(no_rust "$work/venv/bin/netget" --version)" = "netget $version" ] || fail "the wheel's netget --version"
-python3 - "$root/README.md" "$work/quickstart.py" <<'EOF'
-import re, sys
-section = open(sys.argv[1]).read().split("## Quick start: Python", 1)[1]
-open(sys.argv[2], "w").write(re.findall(r"```python\n(.*?)```", section, flags=re.S)[0])
-EOF
+readme_block "Quick start: Python" python "$work/quickstart.py"
 mkdir -p "$work/py" && (cd "$work/py" && no_rust timeout 60 "$work/venv/bin/python" "$work/quickstart.py") | tee "$work/py.out"
 grep -q "up http://127.0.0.1:8000" "$work/py.out" || fail "the Python quick start"
 [ "$(ls "$work/py")" = netget-py-demo ] || fail "the Python quick start wrote more than its data_dir: $(ls "$work/py")"
@@ -100,11 +106,7 @@ grep -qi 'install script' "$work/npm.out" && fail "npm reported install scripts"
 [ "$(node -p "require('netget/package.json').version")" = "$version" ] || fail "the npm package's version"
 grep -q 'registry' <<<"$(no_rust npx netget --help)" || fail "npx netget --help"
 [ "$(no_rust npx netget --version)" = "netget $version" ] || fail "npx netget --version"
-python3 - "$root/README.md" "$work/app/quickstart.js" <<'EOF'
-import re, sys
-section = open(sys.argv[1]).read().split("## Quick start: Node", 1)[1]
-open(sys.argv[2], "w").write(re.findall(r"```js\n(.*?)```", section, flags=re.S)[0])
-EOF
+readme_block "Quick start: Node" js "$work/app/quickstart.js"
 no_rust timeout 60 node quickstart.js | tee "$work/node.out"
 grep -q "up http://127.0.0.1:5432" "$work/node.out" || fail "the Node quick start"
 [ -e netget-data ] && fail "the Node quick start wrote ./netget-data"

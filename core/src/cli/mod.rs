@@ -485,59 +485,18 @@ fn event_name(kind: EventKind) -> &'static str {
 /// afterwards (going through `serde_json::Value` instead would sort every object's keys).
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     let compact = serde_json::to_string(v).map_err(|e| Error::Internal(format!("encode: {e}")))?;
-    Ok(indent_json(&compact))
+    indent_json(&compact)
 }
 
-/// Compact JSON text (no whitespace outside strings) laid out as `serde_json::to_string_pretty`
-/// lays it out: two spaces per level, `[]` and `{}` when empty.
-fn indent_json(compact: &str) -> String {
-    let mut out = String::with_capacity(compact.len() * 2);
-    let mut depth = 0usize;
-    let (mut in_string, mut escaped) = (false, false);
-    let mut chars = compact.chars().peekable();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.push_str(&"  ".repeat(depth));
-    };
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                if let Some(close) = chars.next_if(|n| matches!(n, '}' | ']')) {
-                    out.push(close);
-                } else {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            _ => out.push(c),
-        }
-    }
-    out
+/// Compact JSON text laid out by `serde_json`'s pretty printer, keys in their order. (Metadata is
+/// kept as JSON text, which the pretty printer would copy through on one line; and through
+/// `serde_json::Value` every object's keys would come out sorted.)
+fn indent_json(compact: &str) -> Result<String> {
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let mut from = serde_json::Deserializer::from_str(compact);
+    serde_transcode::transcode(&mut from, &mut serde_json::Serializer::pretty(&mut out))
+        .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    String::from_utf8(out).map_err(|e| Error::Internal(format!("encode: {e}")))
 }
 
 /// An instance on one line: id, address, `status` when it has one, and what else it carries.
@@ -708,7 +667,7 @@ mod tests {
         });
         let compact = serde_json::to_string(&v).unwrap();
         let pretty = serde_json::to_string_pretty(&v).unwrap();
-        assert_eq!(indent_json(&compact), pretty);
+        assert_eq!(indent_json(&compact).unwrap(), pretty);
     }
 
     #[test]

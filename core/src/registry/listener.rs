@@ -108,13 +108,9 @@ impl Gate {
         })
     }
 
-    /// The caps in force.
-    pub fn limits(&self) -> ConnLimits {
-        self.limits
-    }
-
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.lock().total
     }
 

@@ -9,7 +9,7 @@
 //! - `ops`: the one pipeline of operations every front end calls (its doc gives the order of
 //!   a registration's steps); `owner`: who owns an instance and who may change it.
 //! - front ends, which translate and call `ops`: `http` (the HTTP API, the dashboard and the
-//!   WebSocket upgrade), `session` (one WebSocket session); [`listener`] decides who gets a
+//!   WebSocket upgrade), `session` (one WebSocket session); `listener` decides who gets a
 //!   connection at all (caps per address and in total, under the open-file limit).
 //! - what `ops` works with: [`directory`] (instances and watch channels), `channels`
 //!   (publish/subscribe), `health` (active checks), [`store`] (what survives a restart),
@@ -20,7 +20,7 @@ mod cluster;
 pub mod directory;
 mod health;
 mod http;
-pub mod listener;
+mod listener;
 mod metrics;
 mod openapi;
 mod ops;
