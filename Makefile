@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps tools dist dist-test api-fuzz demo build python node test check rust-test python-test node-test browser-test bench registry
+.PHONY: deps tools dist dist-test api-fuzz fuzz fuzz-ci demo build python node test check rust-test python-test node-test browser-test bench registry
 
 # The release build (with line tables), for benchmarks and profiles.
 build: deps
@@ -47,6 +47,13 @@ registry: dist
 # schemathesis against the release binary's own /v1/openapi.json, every check (tests/api/fuzz.sh).
 api-fuzz: dist tools
 	tests/api/fuzz.sh
+
+# The cargo fuzz targets (fuzz/README.md): a minute each in the tests, ten minutes by hand.
+fuzz-ci:
+	fuzz/run.sh 60
+
+fuzz:
+	fuzz/run.sh 600
 
 # The artifacts in dist/, installed and run with no Rust toolchain on PATH (and the sdist built).
 dist-test: dist
@@ -86,7 +93,7 @@ python-test: python node
 	$(PY) -m pytest -q
 
 # The installed artifacts last: their summary line closes the run.
-test: check rust-test node-test browser-test python-test api-fuzz dist-test
+test: check rust-test node-test browser-test python-test api-fuzz fuzz-ci dist-test
 
 bench: build python
 	bench/run.sh

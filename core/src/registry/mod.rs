@@ -18,6 +18,9 @@
 mod channels;
 mod cluster;
 pub mod directory;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod http;
 mod listener;

@@ -42,6 +42,71 @@ pub(super) mod close {
 /// the peer to close too.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// A hello as the handshake takes it, before its signature and the network's policy are checked
+/// (`ops::admit`).
+pub(crate) struct HelloFrame {
+    pub network: NetworkName,
+    pub public_key: String,
+    pub signature: String,
+    pub node_type: Option<String>,
+    pub token: Option<String>,
+}
+
+/// Checks a session's first frame against the challenge it answers (`nonce`, issued `elapsed`
+/// ago, valid for `ttl`): a `hello` of this protocol answering this nonce in time. Errors carry
+/// the close code to use. Pure, so the fuzz target `handshake` runs exactly this.
+pub(crate) fn read_hello(
+    frame: &str,
+    nonce: &str,
+    elapsed: Duration,
+    ttl: Duration,
+) -> std::result::Result<HelloFrame, (u16, Error)> {
+    let msg = ClientMessage::parse(frame).map_err(|(_, e)| (close::POLICY, e))?;
+    let ClientMessage::Hello {
+        protocol,
+        network,
+        public_key,
+        nonce: answered,
+        signature,
+        node_type,
+        token,
+    } = msg
+    else {
+        return Err((
+            close::POLICY,
+            Error::Protocol("the first message must be \"hello\" answering the challenge".into()),
+        ));
+    };
+    if protocol != PROTOCOL {
+        return Err((
+            close::POLICY,
+            Error::UnsupportedVersion(format!(
+                "unsupported protocol {protocol:?}; this registry speaks {PROTOCOL}"
+            )),
+        ));
+    }
+    if answered != nonce {
+        return Err((close::POLICY, Error::ChallengeReplayed(
+            "the hello answers a challenge that was not issued to this connection; sign the nonce of this connection's challenge".into(),
+        )));
+    }
+    if elapsed > ttl {
+        return Err((
+            close::POLICY,
+            Error::ChallengeExpired(format!(
+                "the challenge expired ({ttl:?} to answer it); reconnect for a fresh one"
+            )),
+        ));
+    }
+    Ok(HelloFrame {
+        network,
+        public_key,
+        signature,
+        node_type,
+        token,
+    })
+}
+
 /// Serves one upgraded connection to its end. `permit` (the session's place among
 /// `max_sessions`) is released once the session's instances are removed and its close frame is
 /// out, before the connection lingers.
@@ -243,46 +308,18 @@ impl Session {
                 Error::Closed("closed during handshake".into()),
             ));
         };
-        let msg = ClientMessage::parse(&frame).map_err(|(_, e)| (close::POLICY, e))?;
-        let ClientMessage::Hello {
-            protocol,
+        let HelloFrame {
             network,
             public_key,
-            nonce: answered,
             signature,
             node_type,
             token,
-        } = msg
-        else {
-            return Err((
-                close::POLICY,
-                Error::Protocol(
-                    "the first message must be \"hello\" answering the challenge".into(),
-                ),
-            ));
-        };
-        if protocol != PROTOCOL {
-            return Err((
-                close::POLICY,
-                Error::UnsupportedVersion(format!(
-                    "unsupported protocol {protocol:?}; this registry speaks {PROTOCOL}"
-                )),
-            ));
-        }
-        if answered != nonce {
-            return Err((close::POLICY, Error::ChallengeReplayed(
-                "the hello answers a challenge that was not issued to this connection; sign the nonce of this connection's challenge".into(),
-            )));
-        }
-        let ttl = self.shared.config.challenge_ttl;
-        if issued.elapsed() > ttl {
-            return Err((
-                close::POLICY,
-                Error::ChallengeExpired(format!(
-                    "the challenge expired ({ttl:?} to answer it); reconnect for a fresh one"
-                )),
-            ));
-        }
+        } = read_hello(
+            &frame,
+            &nonce,
+            issued.elapsed(),
+            self.shared.config.challenge_ttl,
+        )?;
         let peer = node_type.as_deref() == Some("registry");
         let hello = Hello {
             network: &network,

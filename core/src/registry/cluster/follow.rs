@@ -221,7 +221,7 @@ async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> Stri
 
 /// Applies one `replica` frame. The last frame of a snapshot removes what the snapshot did not
 /// show.
-fn apply(
+pub(crate) fn apply(
     state: &RegistryState,
     peer: &PeerCaller,
     loading: &mut Option<HashSet<InstanceKey>>,

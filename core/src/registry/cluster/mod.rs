@@ -22,6 +22,8 @@ mod link;
 mod links;
 mod membership;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use follow::apply as apply_replica;
 pub(crate) use follow::follow_peers;
 pub(crate) use forward::{forward, FORWARDED_BY};
 pub(crate) use link::serve_link;

@@ -574,6 +574,22 @@ pub(crate) fn expire(state: &RegistryState, now: Instant) -> usize {
     removed
 }
 
+/// Puts back one stored REST registration, with its check.
+pub(crate) fn restore_record(
+    state: &RegistryState,
+    record: super::store::RestRecord,
+) -> Result<Arc<Instance>> {
+    let owner = Owner::Rest {
+        ttl: record.ttl_ms.map(Duration::from_millis),
+        token: record.token.map(Arc::from),
+    };
+    let mut instance = record.instance;
+    instance.registry = state.registry_id.clone();
+    let done = state.directory.register(instance, owner)?;
+    state.health.track(&done.instance);
+    Ok(done.instance)
+}
+
 /// Puts back what the store held: name claims, and REST registrations with their checks (steps
 /// 7 and 9; their TTL clocks restart now). Session registrations come back as their nodes
 /// reconnect. From then on, REST registrations that go away on their own (expired, evicted)
@@ -582,17 +598,8 @@ pub(crate) fn restore(state: &Arc<RegistryState>, loaded: Loaded) {
     state.guard.restore_claims(loaded.claims);
     let mut restored = 0usize;
     for record in loaded.rest {
-        let owner = Owner::Rest {
-            ttl: record.ttl_ms.map(Duration::from_millis),
-            token: record.token.map(Arc::from),
-        };
-        let mut instance = record.instance;
-        instance.registry = state.registry_id.clone();
-        match state.directory.register(instance, owner) {
-            Ok(done) => {
-                state.health.track(&done.instance);
-                restored += 1;
-            }
+        match restore_record(state, record) {
+            Ok(_) => restored += 1,
             Err(e) => tracing::warn!(error = %e, "a stored registration was not restored"),
         }
     }

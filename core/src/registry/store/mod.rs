@@ -339,15 +339,8 @@ impl Store {
         ttl: Option<Duration>,
         token: Option<&str>,
     ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        let record = RestRecordRef {
-            instance,
-            ttl_ms: ttl.map(|t| t.as_millis() as u64),
-            token,
-        };
-        let mut bytes = Vec::with_capacity(512);
-        let op = serde_json::to_writer(&mut bytes, &record)
-            .map(|()| Op::PutRest(rest_key(instance), bytes))
-            .map_err(|e| Error::Internal(format!("encode: {e}")));
+        let op =
+            encode_record(instance, ttl, token).map(|bytes| Op::PutRest(rest_key(instance), bytes));
         self.durable(op)
     }
 
@@ -390,6 +383,34 @@ impl Store {
     }
 }
 
+/// A REST registration's row, as the writer stores it.
+pub(crate) fn encode_record(
+    instance: &Instance,
+    ttl: Option<Duration>,
+    token: Option<&str>,
+) -> Result<Vec<u8>> {
+    let record = RestRecordRef {
+        instance,
+        ttl_ms: ttl.map(|t| t.as_millis() as u64),
+        token,
+    };
+    let mut bytes = Vec::with_capacity(512);
+    serde_json::to_writer(&mut bytes, &record)
+        .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    Ok(bytes)
+}
+
+/// Reads back the row `seq` of the store at `path`: a row that is not a record is the store's
+/// corruption, said as such (and never a panic: the fuzz target `store_record` holds it to that).
+pub(crate) fn decode_record(seq: u64, bytes: &[u8], path: &Path) -> Result<RestRecord> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::Io(format!(
+            "store {}: record {seq} is unreadable ({e}); the store is corrupt — move it aside to start empty",
+            path.display(),
+        ))
+    })
+}
+
 /// Reads everything back, and builds the writer's index of REST rows. Also returns the rows of
 /// REST registrations superseded by a later row (none, unless a bug left them).
 fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
@@ -405,12 +426,7 @@ fn load(db: &Database, path: &Path) -> Result<(Loaded, RestIndex, Vec<u64>)> {
     for row in rest.iter().map_err(|e| storage(path, e))? {
         let (k, v) = row.map_err(|e| storage(path, e))?;
         let seq = k.value();
-        let record: RestRecord = serde_json::from_slice(v.value()).map_err(|e| {
-            Error::Io(format!(
-                "store {}: record {seq} is unreadable ({e}); the store is corrupt — move it aside to start empty",
-                path.display(),
-            ))
-        })?;
+        let record = decode_record(seq, v.value(), path)?;
         // This writer never leaves two rows for one instance; were there two, the later wins
         // (and the earlier is removed on open).
         if let Some(earlier) = index.seqs.insert(rest_key(&record.instance), seq) {
