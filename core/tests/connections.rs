@@ -205,7 +205,8 @@ fn registry_under(limits: &str, data: &std::path::Path) -> common::ChildGuard {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_registry_raises_its_open_file_limit_and_keeps_connections_below_it() {
+async fn the_registry_raises_its_open_file_limit_and_keeps_connections_below_it_serving_its_sessions(
+) {
     let (_, hard) = open_file_limits(std::process::id());
     assert!(
         hard > 256,
@@ -222,6 +223,8 @@ async fn the_registry_raises_its_open_file_limit_and_keeps_connections_below_it(
     let reg = registry_under("-n 200", &dir.path().join("b"));
     assert_eq!(open_file_limits(reg.child.id()), (200, 200));
     let to = addr_of(&reg.url);
+    // A session opened before the flood.
+    let mut session = common::raw_session(&reg.url, "development").await;
     let mut conns = Vec::new();
     for i in 0..160 {
         conns.push(connect_from(&format!("127.0.0.{}", 1 + i % 8), to).await);
@@ -239,9 +242,16 @@ async fn the_registry_raises_its_open_file_limit_and_keeps_connections_below_it(
     // Every connection past the cap got its answer (none was dropped for want of a file).
     assert_eq!(
         refused,
-        160 - 136,
+        160 - (136 - 1), // the session holds one of the 136
         "{:?}",
         answers.iter().find(|a| !a.is_empty())
+    );
+    // Out of connections for newcomers, the registry still serves the session it holds.
+    common::raw_send(&mut session, r#"{"type":"ping","id":41}"#).await;
+    let pong = common::raw_recv(&mut session).await;
+    assert!(
+        matches!(pong, netget::wire::ServerMessage::Pong { id: 41 }),
+        "{pong:?}"
     );
     drop(conns);
     let served = common::wait_until(Duration::from_secs(5), || async {

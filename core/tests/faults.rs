@@ -1,0 +1,400 @@
+//! Fault injection with real registry processes (RELIABILITY.md): a cluster member killed with
+//! SIGKILL under load, service nodes killed by the hundred, a registry frozen with SIGSTOP past
+//! the liveness bound. Each waits for what it checks with a bound, never for a fixed time, and
+//! every process it starts is a guarded child, killed and reaped when the test ends or fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::ChildGuard;
+use hyper::Method;
+use netget::client::rest::RestClient;
+use netget::model::{Registration, WireDuration};
+use netget::{DiscoverOptions, Netget, NetgetOptions};
+
+/// A registry process on loopback port 0 over `data`, with `extra` flags.
+fn registry_on(data: &Path, extra: &[&str]) -> ChildGuard {
+    let mut args = vec![
+        "registry",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--session-timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    let g = common::spawn_netget(&args);
+    assert!(g.url.starts_with("http://127.0.0.1:"), "{}", g.first_line);
+    g
+}
+
+async fn get_json(url: &str, path: &str) -> Option<serde_json::Value> {
+    let bytes = RestClient::new(url)
+        .ok()?
+        .send(Method::GET, path, None)
+        .await
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether `url`'s registry sees `n` registries, every one live and serving the whole directory.
+async fn cluster_ready(url: &str, n: usize) -> bool {
+    let Some(c) = get_json(url, "/v1/cluster").await else {
+        return false;
+    };
+    let members = c["members"].as_array().cloned().unwrap_or_default();
+    members.len() == n
+        && members
+            .iter()
+            .all(|m| m["live"] == true && m["ready"] == true)
+}
+
+/// The registry's whole directory of `development`: `service/id` → `address owner status`.
+/// `None` while the registry does not answer.
+async fn dump(url: &str) -> Option<BTreeMap<String, String>> {
+    let rest = RestClient::new(url).ok()?;
+    let mut all = BTreeMap::new();
+    for s in rest.services("development").await.ok()? {
+        let d = rest
+            .discover("development", s.name.as_str(), false, &[])
+            .await
+            .ok()?;
+        for i in d.instances {
+            all.insert(
+                format!("{}/{}", i.name, i.id),
+                format!("{} {} {:?}", i.address, i.registry, i.status),
+            );
+        }
+    }
+    Some(all)
+}
+
+/// The ids of `service` that `url`'s registry holds (empty while it does not answer).
+async fn ids_of(url: &str, service: &str) -> BTreeSet<String> {
+    let Ok(rest) = RestClient::new(url) else {
+        return BTreeSet::new();
+    };
+    match rest.discover("development", service, false, &[]).await {
+        Ok(d) => d.instances.iter().map(|i| i.id.to_string()).collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+async fn registry_id(url: &str) -> String {
+    let c = get_json(url, "/v1/cluster").await.unwrap();
+    c["registryId"].as_str().unwrap().to_string()
+}
+
+/// Whether `node`'s session is with the registry at `url` (`http://HOST:PORT`).
+fn connected_to(node: &Netget, url: &str) -> bool {
+    let host = url.trim_start_matches("http://");
+    node.connected_to().is_some_and(|c| {
+        c.trim_start_matches("ws://")
+            .starts_with(&format!("{host}/"))
+    })
+}
+
+fn durable(address: &str) -> Registration {
+    Registration {
+        address: address.into(),
+        ttl: Some(WireDuration(Duration::from_secs(600))),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_member_killed_under_load_fails_over_and_loses_no_acknowledged_write() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys = tempfile::tempdir().unwrap();
+    let mut r1 = registry_on(dirs[0].path(), &["--gossip-listen", "127.0.0.1:0"]);
+    let r2 = registry_on(dirs[1].path(), &["--join", &r1.url]);
+    let r3 = registry_on(dirs[2].path(), &["--join", &r1.url]);
+    let urls = [r1.url.clone(), r2.url.clone(), r3.url.clone()];
+    for u in &urls {
+        let ready = common::wait_until(Duration::from_secs(20), || cluster_ready(u, 3)).await;
+        assert!(
+            ready.is_some(),
+            "{u}: {:?}",
+            get_json(u, "/v1/cluster").await
+        );
+    }
+
+    // 12 service nodes on sessions, spread over the three registries.
+    let all: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let mut nodes = Vec::new();
+    for i in 0..12 {
+        let mut o = NetgetOptions::service("web", &format!("http://10.1.0.{i}:80"), &all);
+        o.data_dir = Some(keys.path().join(format!("node-{i}")));
+        let n = Netget::new(o).unwrap();
+        n.register_with_network().await.unwrap();
+        nodes.push(n);
+    }
+    let on_r1 = nodes.iter().filter(|n| connected_to(n, &r1.url)).count();
+    assert!(on_r1 > 0, "no node chose the registry to be killed");
+
+    // Load: durable REST writes to r1, and discovery through a client of the cluster.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (acked, url) = (acked.clone(), r1.url.clone());
+        tokio::spawn(async move {
+            let rest = RestClient::new(&url).unwrap();
+            for i in 0..100_000u32 {
+                let id = format!("d{i}");
+                match rest
+                    .register("development", "db", &id, &durable("10.2.0.1:5432"))
+                    .await
+                {
+                    Ok(_) => acked.lock().unwrap().push(id),
+                    Err(_) => return,
+                }
+            }
+        })
+    };
+    // The client asks r1 first, so the kill hits it mid-query.
+    let mut o = NetgetOptions::client(&all);
+    o.in_order = true;
+    let client = Netget::new(o).unwrap();
+    let reads = Arc::new(Mutex::new(Vec::<(Instant, bool)>::new()));
+    let reader = {
+        let (reads, client) = (reads.clone(), client.clone());
+        tokio::spawn(async move {
+            // Each query asks a registry (not the client's cache), so failover shows.
+            let fresh = DiscoverOptions {
+                cached: false,
+                ..Default::default()
+            };
+            for _ in 0..1_000_000u32 {
+                let ok = client.discover_service_nodes("web", &fresh).await.is_ok();
+                reads.lock().unwrap().push((Instant::now(), ok));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let some = common::wait_until(Duration::from_secs(20), || async {
+        acked.lock().unwrap().len() >= 200
+    })
+    .await;
+    assert!(some.is_some(), "the writer got nowhere");
+
+    r1.signal("KILL");
+    let killed = Instant::now();
+    r1.wait_exit(Duration::from_secs(5))
+        .expect("r1 did not die");
+    writer.await.unwrap();
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+
+    // Every node is back in the survivors' directories, and discovery works again on its own.
+    for u in &urls[1..] {
+        let back = common::wait_until(Duration::from_secs(20), || async {
+            ids_of(u, "web").await.len() == 12
+        })
+        .await;
+        assert!(back.is_some(), "{u}: {:?}", ids_of(u, "web").await);
+    }
+    let resumed = common::wait_until(Duration::from_secs(20), || async {
+        reads
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(20)
+            .filter(|(at, ok)| *at > killed && *ok)
+            .count()
+            == 20
+    })
+    .await;
+    reader.abort();
+    assert!(resumed.is_some(), "discovery did not recover by itself");
+    let reads = reads.lock().unwrap().clone();
+    let failed: Vec<_> = reads.iter().filter(|(_, ok)| !ok).collect();
+    if let Some(first) = failed.first() {
+        assert!(
+            first.0 > killed,
+            "a discovery failed before anything was killed"
+        );
+    }
+    eprintln!(
+        "killed r1 with {on_r1} nodes and {} acknowledged writes: {} of {} discoveries failed, the last {:?} after the kill",
+        acked.len(),
+        failed.len(),
+        reads.len(),
+        failed.last().map(|(at, _)| *at - killed)
+    );
+
+    // Every acknowledged durable write: adopted by the survivors while r1 is down (all that
+    // reached them), and all of it once r1 is back on its data dir; each once, everywhere.
+    let adopted = ids_of(&urls[1], "db").await;
+    let r1 = registry_on(dirs[0].path(), &["--join", &urls[1]]);
+    let urls = [r1.url.clone(), urls[1].clone(), urls[2].clone()];
+    let want: BTreeSet<String> = acked.iter().cloned().collect();
+    for u in &urls {
+        let all_there = common::wait_until(Duration::from_secs(30), || async {
+            want.is_subset(&ids_of(u, "db").await)
+        })
+        .await;
+        let have = ids_of(u, "db").await;
+        assert!(
+            all_there.is_some(),
+            "{u} lacks {:?}",
+            want.difference(&have).take(5).collect::<Vec<_>>()
+        );
+    }
+    let same = common::wait_until(Duration::from_secs(20), || async {
+        let a = dump(&urls[0]).await;
+        a.is_some() && a == dump(&urls[1]).await && a == dump(&urls[2]).await
+    })
+    .await;
+    assert!(same.is_some(), "the registries do not converge");
+    eprintln!(
+        "{} of {} acknowledged writes were adopted while their registry was down",
+        adopted.intersection(&want).count(),
+        want.len()
+    );
+    for n in &nodes {
+        n.stop().await.unwrap();
+    }
+    drop((r1, r2, r3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_nodes_killed_by_the_hundred_vanish_within_the_liveness_bound_and_no_other_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry_on(&dir.path().join("registry"), &[]);
+    let home = dir.path().join("home");
+    let mut nodes: Vec<ChildGuard> = Vec::new();
+    for i in 0..200 {
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.env("XDG_DATA_HOME", &home).args([
+            "register",
+            "web",
+            "--hold",
+            "--registry",
+            &reg.url,
+            "--id",
+            &format!("n{i}"),
+            "--address",
+            &format!("http://10.3.{}.{}:80", i / 250, i % 250),
+        ]);
+        let g = common::spawn_command(cmd, &["register --hold", &i.to_string()]);
+        assert!(
+            g.first_line.starts_with("registered web"),
+            "{}",
+            g.first_line
+        );
+        nodes.push(g);
+    }
+    assert_eq!(ids_of(&reg.url, "web").await.len(), 200);
+
+    // Every other node dies at once, without a word.
+    let killed = Instant::now();
+    for n in nodes.iter().step_by(2) {
+        n.signal("KILL");
+    }
+    let survivors: BTreeSet<String> = (0..200)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("n{i}"))
+        .collect();
+    // A killed process's socket is closed by its kernel, so the registry need not even wait
+    // for the liveness timeout (2 s here); that timeout, and the time to read the directory
+    // back, is the bound.
+    let gone = common::wait_until(Duration::from_secs(2) + Duration::from_secs(3), || async {
+        ids_of(&reg.url, "web").await == survivors
+    })
+    .await;
+    let left = ids_of(&reg.url, "web").await;
+    assert!(
+        gone.is_some(),
+        "{} left, {:?} wrongly gone",
+        left.len(),
+        survivors.difference(&left).take(5).collect::<Vec<_>>()
+    );
+    let took = killed.elapsed();
+    eprintln!("100 killed nodes vanished in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_frozen_past_the_liveness_bound_then_resumed_leaves_no_duplicate_or_ghost() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys = tempfile::tempdir().unwrap();
+    let r1 = registry_on(dirs[0].path(), &["--gossip-listen", "127.0.0.1:0"]);
+    let r2 = registry_on(dirs[1].path(), &["--join", &r1.url]);
+    for u in [&r1.url, &r2.url] {
+        let ready = common::wait_until(Duration::from_secs(20), || cluster_ready(u, 2)).await;
+        assert!(
+            ready.is_some(),
+            "{u}: {:?}",
+            get_json(u, "/v1/cluster").await
+        );
+    }
+    let id2 = registry_id(&r2.url).await;
+
+    // 10 nodes, all on r1 first.
+    let mut nodes = Vec::new();
+    for i in 0..10 {
+        let mut o =
+            NetgetOptions::service("web", &format!("http://10.4.0.{i}:80"), &[&r1.url, &r2.url]);
+        o.in_order = true;
+        o.data_dir = Some(keys.path().join(format!("node-{i}")));
+        let n = Netget::new(o).unwrap();
+        n.register_with_network().await.unwrap();
+        assert!(connected_to(&n, &r1.url), "{:?}", n.connected_to());
+        nodes.push(n);
+    }
+    let settled = common::wait_until(Duration::from_secs(10), || async {
+        ids_of(&r2.url, "web").await.len() == 10
+    })
+    .await;
+    assert!(settled.is_some(), "r2 did not learn r1's nodes");
+
+    // Frozen: its nodes' sessions go silent, they fail over to r2, which takes their entries.
+    r1.signal("STOP");
+    let owned_by_r2 = |d: &BTreeMap<String, String>| {
+        d.len() == 10
+            && d.values()
+                .all(|v| v.split(' ').nth(1) == Some(id2.as_str()))
+    };
+    let moved = common::wait_until(Duration::from_secs(20), || async {
+        dump(&r2.url).await.is_some_and(|d| owned_by_r2(&d))
+    })
+    .await;
+    assert!(moved.is_some(), "{:?}", dump(&r2.url).await);
+    // Frozen past the liveness bound (2 s) as r1 sees it too: its sessions' last pings are
+    // older than that once it runs again.
+    let frozen_for = moved.unwrap();
+    if frozen_for < Duration::from_secs(3) {
+        // Bounded: waits out the rest of the bound, not for an outcome.
+        tokio::time::sleep(Duration::from_secs(3) - frozen_for).await;
+    }
+    r1.signal("CONT");
+
+    // Both registries agree: each node once, held by r2; nothing of r1's old sessions left.
+    let agreed = common::wait_until(Duration::from_secs(20), || async {
+        let (a, b) = (dump(&r1.url).await, dump(&r2.url).await);
+        a.is_some() && a == b && b.as_ref().is_some_and(owned_by_r2)
+    })
+    .await;
+    assert!(
+        agreed.is_some(),
+        "r1 {:?}\nr2 {:?}",
+        dump(&r1.url).await,
+        dump(&r2.url).await
+    );
+    // And it stays so while r1 catches up with whatever it had queued.
+    for _ in 0..10 {
+        let (a, b) = (dump(&r1.url).await, dump(&r2.url).await);
+        assert!(
+            a == b && b.as_ref().is_some_and(owned_by_r2),
+            "r1 {a:?}\nr2 {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for n in &nodes {
+        n.stop().await.unwrap();
+    }
+}
