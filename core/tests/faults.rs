@@ -398,3 +398,363 @@ async fn a_registry_frozen_past_the_liveness_bound_then_resumed_leaves_no_duplic
         n.stop().await.unwrap();
     }
 }
+
+/// Runs a command line through `sh -c`, panicking with its output when it fails.
+fn sh(line: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", line])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{line}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Network namespaces and this side's veth ends made by a test, deleted when it ends (a
+/// leftover end would keep its route and break the next run).
+struct Namespaces {
+    names: Vec<String>,
+    links: Vec<String>,
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for link in &self.links {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", link])
+                .status();
+        }
+        for ns in &self.names {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
+        }
+    }
+}
+
+/// A tmpfs mounted by a test, unmounted when it ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A registry key made ahead, so peers can list it before the registry starts.
+fn registry_key(data: &Path) -> String {
+    std::fs::create_dir_all(data).unwrap();
+    let key = data.join("registry.key");
+    let out = std::process::Command::new(common::bin())
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split("public key: ")
+        .nth(1)
+        .and_then(|k| k.split_whitespace().next())
+        .unwrap_or_else(|| panic!("keygen said {text:?}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_between_registries_keeps_both_sides_serving_and_heals_to_one_directory() {
+    // Two hosts, A and B, in namespaces of this test: a link between them (the one cut), and
+    // a link from this process to each, over which the test and its nodes reach them. Inside
+    // a namespace of its own every port is free, so the registries take a fixed one.
+    let tag = std::process::id();
+    let (a, b) = (format!("ngA{tag}"), format!("ngB{tag}"));
+    let (ra, rb) = (format!("ra{tag}"), format!("rb{tag}"));
+    let _ns = Namespaces {
+        names: vec![a.clone(), b.clone()],
+        links: vec![ra.clone(), rb.clone()],
+    };
+    for line in [
+        format!("ip netns add {a}"),
+        format!("ip netns add {b}"),
+        format!("ip -n {a} link set lo up"),
+        format!("ip -n {b} link set lo up"),
+        format!("ip link add ab{tag} netns {a} type veth peer name ba{tag} netns {b}"),
+        format!("ip -n {a} addr add 10.77.0.1/24 dev ab{tag}"),
+        format!("ip -n {b} addr add 10.77.0.2/24 dev ba{tag}"),
+        format!("ip -n {a} link set ab{tag} up"),
+        format!("ip -n {b} link set ba{tag} up"),
+        format!("ip link add {ra} type veth peer name ar{tag} netns {a}"),
+        format!("ip link add {rb} type veth peer name br{tag} netns {b}"),
+        format!("ip addr add 10.78.1.1/30 dev {ra}"),
+        format!("ip addr add 10.78.2.1/30 dev {rb}"),
+        format!("ip -n {a} addr add 10.78.1.2/30 dev ar{tag}"),
+        format!("ip -n {b} addr add 10.78.2.2/30 dev br{tag}"),
+        format!("ip link set {ra} up"),
+        format!("ip link set {rb} up"),
+        format!("ip -n {a} link set ar{tag} up"),
+        format!("ip -n {b} link set br{tag} up"),
+    ] {
+        sh(&line);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        registry_key(&dir.path().join("a")),
+        registry_key(&dir.path().join("b")),
+    ];
+    let config = dir.path().join("netget.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nkeys = [\"{}\", \"{}\"]\ngrace = \"2s\"\n",
+            keys[0], keys[1]
+        ),
+    )
+    .unwrap();
+    let start = |ns: &str, side: &str, me: &str, join: Option<&str>| {
+        let data = dir.path().join(side);
+        let mut cmd = std::process::Command::new("ip");
+        // Gossip to a cut-off peer warns on every round; errors are enough here.
+        cmd.args([
+            "netns",
+            "exec",
+            ns,
+            "env",
+            "NETGET_LOG=error",
+            common::bin(),
+            "registry",
+        ]);
+        cmd.args(["--config", config.to_str().unwrap()]);
+        cmd.args(["--data", data.to_str().unwrap(), "--session-timeout", "2s"]);
+        cmd.args(["--listen", "0.0.0.0:7700"]);
+        cmd.args(["--gossip-listen", &format!("{me}:7700")]);
+        cmd.args(["--advertise", &format!("http://{me}:7700")]);
+        if let Some(j) = join {
+            cmd.args(["--join", j]);
+        } else {
+            // A lone first registry gossips from the start, waiting for B.
+        }
+        let g = common::spawn_command(cmd, &["registry in", ns]);
+        assert!(
+            g.first_line.contains("listening on"),
+            "{ns}: {:?}",
+            g.first_line
+        );
+        g
+    };
+    let _reg_a = start(&a, "a", "10.77.0.1", None);
+    let _reg_b = start(&b, "b", "10.77.0.2", Some("http://10.77.0.1:7700"));
+    let (url_a, url_b) = ("http://10.78.1.2:7700", "http://10.78.2.2:7700");
+    for u in [url_a, url_b] {
+        let ready = common::wait_until(Duration::from_secs(30), || cluster_ready(u, 2)).await;
+        assert!(
+            ready.is_some(),
+            "{u}: {:?}",
+            get_json(u, "/v1/cluster").await
+        );
+        eprintln!("{u} ready after {ready:?}");
+    }
+
+    let keydir = tempfile::tempdir().unwrap();
+    let node = |url: &str, name: &str| {
+        let mut o = NetgetOptions::service("web", &format!("http://{name}:80"), &[url]);
+        o.data_dir = Some(keydir.path().join(name));
+        Netget::new(o).unwrap()
+    };
+    let mut side_a = Vec::new();
+    let mut side_b = Vec::new();
+    for i in 0..4 {
+        let n = node(url_a, &format!("a{i}"));
+        n.register_with_network().await.unwrap();
+        side_a.push(n);
+        let n = node(url_b, &format!("b{i}"));
+        n.register_with_network().await.unwrap();
+        side_b.push(n);
+    }
+    let both = common::wait_until(Duration::from_secs(10), || async {
+        let d = dump(url_a).await;
+        d.as_ref().is_some_and(|d| d.len() == 8) && d == dump(url_b).await
+    })
+    .await;
+    assert!(both.is_some(), "{:?}", dump(url_a).await);
+
+    // The cut: A and B no longer reach each other; the test still reaches both.
+    sh(&format!("ip -n {a} link set ab{tag} down"));
+    sh(&format!("ip -n {b} link set ba{tag} down"));
+    // Both sides keep serving their own nodes: new ones register, a leaving one leaves.
+    for i in 4..6 {
+        let n = node(url_a, &format!("a{i}"));
+        n.register_with_network().await.unwrap();
+        side_a.push(n);
+        let n = node(url_b, &format!("b{i}"));
+        n.register_with_network().await.unwrap();
+        side_b.push(n);
+    }
+    side_a.remove(0).stop().await.unwrap();
+    let address_of = |v: &String| v.split(' ').next().unwrap_or("").to_string();
+    let own = |d: &BTreeMap<String, String>, side: char| {
+        d.values()
+            .map(address_of)
+            .filter(|a| a.starts_with(&format!("http://{side}")))
+            .count()
+    };
+    // Each side drops the other's nodes once the other's grace (2 s) is over.
+    let split = common::wait_until(Duration::from_secs(30), || async {
+        let (da, db) = (dump(url_a).await, dump(url_b).await);
+        da.is_some_and(|d| own(&d, 'a') == 5 && own(&d, 'b') == 0)
+            && db.is_some_and(|d| own(&d, 'b') == 6 && own(&d, 'a') == 0)
+    })
+    .await;
+    assert!(
+        split.is_some(),
+        "during the partition: A {:?}\nB {:?}",
+        dump(url_a).await,
+        dump(url_b).await
+    );
+    eprintln!("partitioned: each side held only its own nodes after {split:?}");
+
+    // Healed: one directory again, every node once, each held by the registry it is on.
+    sh(&format!("ip -n {a} link set ab{tag} up"));
+    sh(&format!("ip -n {b} link set ba{tag} up"));
+    let healed = common::wait_until(Duration::from_secs(60), || async {
+        let d = dump(url_a).await;
+        d.as_ref().is_some_and(|d| d.len() == 11) && d == dump(url_b).await
+    })
+    .await;
+    assert!(
+        healed.is_some(),
+        "after healing: A {:?}\nB {:?}",
+        dump(url_a).await,
+        dump(url_b).await
+    );
+    eprintln!("healed: equal directories after {healed:?}");
+    let d = dump(url_a).await.unwrap();
+    let id_a = registry_id(url_a).await;
+    for (k, v) in &d {
+        let on_a = address_of(v).starts_with("http://a");
+        assert_eq!(
+            v.split(' ').nth(1) == Some(id_a.as_str()),
+            on_a,
+            "{k} is held by the wrong registry: {v}"
+        );
+    }
+    for n in side_a.iter().chain(side_b.iter()) {
+        n.stop().await.unwrap();
+    }
+}
+
+/// A registration with `kib` KiB of metadata, so a small disk fills in a few hundred writes.
+fn bulky(kib: usize) -> Registration {
+    let mut r = durable("10.5.0.1:80");
+    r.metadata.insert(
+        "blob".into(),
+        serde_json::Value::String("x".repeat(kib * 1024)),
+    );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_a_code_keeps_serving_and_recovers_and_a_read_only_one_is_refused_at_start(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=4m tmpfs '{}'",
+        data.display()
+    ));
+    let _mount = Tmpfs(data.clone());
+    let mut reg = registry_on(&data, &[]);
+    let rest = RestClient::new(&reg.url).unwrap();
+    let mut session = common::raw_session(&reg.url, "development").await;
+
+    // Disk full: writes are refused with a code and a message naming the cause, once space is
+    // short; reads and sessions go on.
+    let filler = data.join("filler");
+    sh(&format!(
+        "dd if=/dev/zero of='{}' bs=64k count=40 status=none",
+        filler.display()
+    ));
+    let mut acked = Vec::new();
+    let mut refusal = None;
+    for i in 0..2000 {
+        let id = format!("f{i}");
+        match rest.register("development", "db", &id, &bulky(4)).await {
+            Ok(_) => acked.push(id),
+            Err(e) => {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    let e = refusal.expect("4 MiB took every write");
+    assert_eq!(e.code(), "NETGET_IO", "{e}");
+    assert!(e.to_string().contains("space"), "{e}");
+    assert!(
+        !acked.is_empty(),
+        "no write went through before the disk filled"
+    );
+    let held = rest
+        .discover("development", "db", false, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        held.instances.len(),
+        acked.len(),
+        "a refused write is served anyway"
+    );
+    common::raw_send(&mut session, r#"{"type":"ping","id":1}"#).await;
+    assert!(matches!(
+        common::raw_recv(&mut session).await,
+        netget::wire::ServerMessage::Pong { id: 1 }
+    ));
+
+    // Space back: writes go through again.
+    std::fs::remove_file(&filler).unwrap();
+    let again = common::wait_until(Duration::from_secs(10), || async {
+        rest.register("development", "db", "after-full", &bulky(4))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(again.is_some(), "writes do not recover once space is back");
+    acked.push("after-full".into());
+
+    // A crash, and the disk comes back read-only: the registry refuses to start, saying why,
+    // rather than serve without keeping what it is told.
+    reg.signal("KILL");
+    reg.wait_exit(Duration::from_secs(5)).unwrap();
+    drop(session);
+    sh(&format!("mount -o remount,ro '{}'", data.display()));
+    let out = std::process::Command::new("timeout")
+        .args([
+            "20",
+            common::bin(),
+            "registry",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("NETGET_IO") && said.to_lowercase().contains("read-only"),
+        "{said}"
+    );
+
+    // Writable again: nothing acknowledged was lost, and the store opens cleanly.
+    sh(&format!("mount -o remount,rw '{}'", data.display()));
+    let reg = registry_on(&data, &[]);
+    let have = ids_of(&reg.url, "db").await;
+    let want: BTreeSet<String> = acked.into_iter().collect();
+    assert_eq!(have, want);
+}

@@ -164,15 +164,20 @@ async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> Stri
     // A revision the peer gossiped at the last check that was not applied yet.
     let mut pending: Option<u64> = None;
     state.links.update(id, |l| l.applied = None);
+    // Silence is measured from the last frame, not from the last turn of this loop: the
+    // periodic check below must not re-arm it (it did, and a peer cut off by a partition was
+    // then followed forever).
+    let mut silent_until = Instant::now() + timeout;
     loop {
         tokio::select! {
-            frame = tokio::time::timeout(timeout, socket.next()) => {
+            _ = tokio::time::sleep_until(silent_until) => return format!("no frame for {timeout:?}"),
+            frame = socket.next() => {
                 let frame = match frame {
-                    Err(_) => return format!("no frame for {timeout:?}"),
-                    Ok(None) => return "the peer closed it".into(),
-                    Ok(Some(Err(e))) => return format!("read error: {e}"),
-                    Ok(Some(Ok(frame))) => frame,
+                    None => return "the peer closed it".into(),
+                    Some(Err(e)) => return format!("read error: {e}"),
+                    Some(Ok(frame)) => frame,
                 };
+                silent_until = Instant::now() + timeout;
                 match decode(frame) {
                     Ok(Some(ServerMessage::Replica { epoch, revision, snapshot, changes })) => {
                         apply(state, peer, &mut loading, snapshot, changes);

@@ -272,7 +272,7 @@ impl Store {
         let stats = StoreStats::default();
         let writer = Writer {
             stats: stats.clone(),
-            db,
+            db: Some(db),
             path,
             index,
             undo: Vec::new(),
@@ -560,7 +560,9 @@ fn take(
 
 /// The writer thread's state.
 struct Writer {
-    db: Database,
+    /// `None` after a write failed on I/O: redb refuses every later transaction of a database
+    /// that saw one ("close and re-open"), so the next write reopens it first.
+    db: Option<Database>,
     path: PathBuf,
     index: RestIndex,
     /// The rows of the keys the current transaction moved or removed, to put the index back
@@ -622,7 +624,10 @@ impl Writer {
             return;
         }
         self.deletes_since_compaction = 0;
-        match self.db.compact() {
+        let Some(db) = self.db.as_mut() else {
+            return;
+        };
+        match db.compact() {
             Ok(_) => tracing::debug!(file = %self.path.display(), "store compacted"),
             Err(e) => tracing::warn!(error = %e, "store compaction failed"),
         }
@@ -635,6 +640,10 @@ impl Writer {
         let first = self.index.next;
         let result = self.write(ops);
         ops.clear();
+        if let Err(Error::Io(_)) = &result {
+            // Dropped now, so its lock is let go of before the reopen.
+            self.db = None;
+        }
         if result.is_err() {
             let seqs = &mut self.index.seqs;
             for (key, seq) in self.undo.drain(..).rev() {
@@ -646,11 +655,36 @@ impl Writer {
         result
     }
 
+    /// The database, reopened (and the index read back from it) after a failed write: a full
+    /// or read-only disk refuses writes while it lasts, and they go through again once space
+    /// or write access is back, with no restart.
+    fn reopened(&mut self) -> Result<&Database> {
+        if self.db.is_none() {
+            let db = Database::create(&self.path).map_err(|e| {
+                Error::Io(format!(
+                    "store {} cannot be reopened after a failed write: {e}; writes are refused until it can",
+                    self.path.display()
+                ))
+            })?;
+            let (_, index, _) = load(&db, &self.path)?;
+            self.index = index;
+            tracing::info!(file = %self.path.display(), "store reopened after a failed write");
+            self.db = Some(db);
+        }
+        self.db
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the store is not open".into()))
+    }
+
     fn write(&mut self, ops: &mut Vec<Op>) -> Result<u64> {
+        self.reopened()?;
+        let Some(db) = self.db.as_ref() else {
+            return Err(Error::Internal("the store is not open".into()));
+        };
         let path = &self.path;
         let index = &mut self.index;
         let undo = &mut self.undo;
-        let tx = self.db.begin_write().map_err(|e| storage(path, e))?;
+        let tx = db.begin_write().map_err(|e| storage(path, e))?;
         let mut deletes = 0;
         {
             let mut rest = tx.open_table(REST_LOG).map_err(|e| storage(path, e))?;

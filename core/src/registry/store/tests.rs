@@ -47,7 +47,7 @@ fn writer_in(dir: &Path) -> Writer {
     migrate(&db, &path).unwrap();
     let (_, index, _) = load(&db, &path).unwrap();
     Writer {
-        db,
+        db: Some(db),
         path,
         index,
         undo: Vec::new(),
@@ -343,7 +343,7 @@ fn a_failed_transaction_leaves_the_index_as_it_was() {
             put("c", "http://c2"),
         ])
         .unwrap();
-    let rows = rest_rows(&writer.db);
+    let rows = rest_rows(writer.db.as_ref().unwrap());
     let addresses: Vec<_> = rows
         .iter()
         .map(|(_, r)| r.instance.address.as_str())
