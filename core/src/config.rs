@@ -308,6 +308,12 @@ impl RegistryConfig {
             if let Some(v) = l.burst_per_ip {
                 d.ip_burst = v;
             }
+            if let Some(v) = l.failed_auths_per_second_per_ip {
+                d.failed_auth_rate = v;
+            }
+            if let Some(v) = l.failed_auth_burst_per_ip {
+                d.failed_auth_burst = v;
+            }
             if let Some(v) = l.idle_timeout {
                 d.idle_timeout = v.0;
             }
@@ -484,6 +490,8 @@ struct FileLimits {
     burst_per_session: Option<u32>,
     requests_per_second_per_ip: Option<u32>,
     burst_per_ip: Option<u32>,
+    failed_auths_per_second_per_ip: Option<u32>,
+    failed_auth_burst_per_ip: Option<u32>,
     idle_timeout: Option<WireDuration>,
     max_frame_bytes: Option<usize>,
     max_sessions: Option<usize>,

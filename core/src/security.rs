@@ -299,6 +299,17 @@ impl RateLimiter {
         }
     }
 
+    /// Whether a token is there, without taking it.
+    pub fn has(&mut self, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens >= 1.0
+    }
+
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         if self.rate == 0.0 {
@@ -329,6 +340,12 @@ pub struct Limits {
     pub ip_burst: u32,
     /// A session with no instances, no watches and no requests for this long is closed.
     pub idle_timeout: Duration,
+    /// Failed authentications (a wrong or missing token, a key not allowed) one IP address may
+    /// make per second once its burst is spent (0: unlimited); past that, every attempt from it
+    /// is refused before its token is even compared, so guessing tokens gets nowhere.
+    pub failed_auth_rate: u32,
+    /// Failed authentications an IP address may make at once.
+    pub failed_auth_burst: u32,
 }
 
 impl Default for Limits {
@@ -339,6 +356,8 @@ impl Default for Limits {
             ip_rate: 20_000,
             ip_burst: 50_000,
             idle_timeout: Duration::from_secs(300),
+            failed_auth_rate: 1,
+            failed_auth_burst: 30,
         }
     }
 }
@@ -383,6 +402,8 @@ pub struct Guard {
     /// In `keys` networks, the key that first registered each service name owns it.
     claims: Mutex<HashMap<(NetworkName, ServiceName), Claim>>,
     ip_limits: Mutex<HashMap<IpAddr, RateLimiter>>,
+    /// Each address's budget of failed authentications.
+    auth_failures: Mutex<HashMap<IpAddr, RateLimiter>>,
     limits: Limits,
 }
 
@@ -396,6 +417,7 @@ impl Guard {
                 .collect(),
             claims: Mutex::new(HashMap::new()),
             ip_limits: Mutex::new(HashMap::new()),
+            auth_failures: Mutex::new(HashMap::new()),
             limits,
         }
     }
@@ -605,6 +627,39 @@ impl Guard {
                 self.limits.ip_rate
             )))
         }
+    }
+}
+
+impl Guard {
+    /// Runs `check` (a token or key check) for a caller at `ip`, within the address's budget of
+    /// failed authentications: an address that spent it is refused with `NETGET_RATE_LIMITED`
+    /// before `check` runs, and each `NETGET_UNAUTHORIZED` from `check` spends one.
+    pub fn authenticate(&self, ip: IpAddr, check: impl FnOnce() -> Result<()>) -> Result<()> {
+        let (rate, burst) = (self.limits.failed_auth_rate, self.limits.failed_auth_burst);
+        if rate == 0 {
+            return check();
+        }
+        let now = Instant::now();
+        {
+            let mut map = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get_mut(&ip).is_some_and(|b| !b.has(now)) {
+                return Err(Error::RateLimited(format!(
+                    "too many failed authentications from {ip}; each address may fail {burst} at once and then {rate} per second"
+                )));
+            }
+        }
+        let result = check();
+        if let Err(Error::Unauthorized(_)) = &result {
+            let mut map = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= MAX_TRACKED_IPS && !map.contains_key(&ip) {
+                // A bucket refilled for a minute is as good as none.
+                map.retain(|_, b| now.saturating_duration_since(b.last) < Duration::from_secs(60));
+            }
+            map.entry(ip)
+                .or_insert_with(|| RateLimiter::new(rate, burst))
+                .try_take(now);
+        }
+        result
     }
 }
 

@@ -457,3 +457,65 @@ async fn per_session_limits_on_instances_watches_and_subscriptions_are_enforced(
     ping_works(&mut s).await;
     reg.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_nested_ten_thousand_deep_is_refused_without_harm_over_websocket_and_http() {
+    let (reg, _d, b) = setup().await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let frame = format!(
+        r#"{{"type":"register","id":3,"name":"deep","instance":{{"address":"http://a:1","metadata":{{"x":{deep}}}}}}}"#
+    );
+    let mut s = raw_session(&reg.url(), "development").await;
+    raw_send(&mut s, &frame).await;
+    assert_eq!(error_code(&raw_recv(&mut s).await), "NETGET_MALFORMED_JSON");
+    ping_works(&mut s).await;
+    let body = format!(r#"{{"address":"http://a:1","metadata":{{"x":{deep}}}}}"#);
+    let (status, answer) = RestClient::new(&reg.url())
+        .unwrap()
+        .raw(
+            hyper::Method::PUT,
+            "/v1/networks/development/services/deep/instances/d1",
+            Some(body.into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{answer:?}");
+    assert!(
+        String::from_utf8_lossy(&answer).contains("NETGET_MALFORMED_JSON"),
+        "{answer:?}"
+    );
+    b.still_fine().await;
+    reg.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_ends_only_its_own_session_with_close_code_1007_and_is_a_400_over_http() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (reg, _d, b) = setup().await;
+    let mut s = raw_session(&reg.url(), "development").await;
+    let bad: Vec<u8> = vec![b'{', b'"', 0xff, 0xfe, b'"', b'}'];
+    s.send(Message::Frame(Frame::message(
+        bad.clone(),
+        OpCode::Data(Data::Text),
+        true,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(raw_close_code(&mut s).await, Some(1007));
+    let (status, answer) = RestClient::new(&reg.url())
+        .unwrap()
+        .raw(
+            hyper::Method::PUT,
+            "/v1/networks/development/services/utf/instances/u1",
+            Some(bad),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{answer:?}");
+    b.still_fine().await;
+    reg.shutdown().await.unwrap();
+}

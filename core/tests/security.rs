@@ -724,3 +724,65 @@ async fn the_per_ip_rate_limit_answers_429_over_http() {
     assert!(codes.contains(&"NETGET_RATE_LIMITED"), "{codes:?}");
     reg.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_tokens_is_cut_off_after_the_failure_budget_while_other_addresses_get_in() {
+    let k = keys();
+    let (reg, _d) = secured(&k, |c| c).await;
+    let url = reg.url();
+    let guesser = RestClient::new(&url).unwrap();
+    let mut codes = Vec::new();
+    for i in 0..40 {
+        let g = guesser.clone().token(Some(format!("guess-{i:04}")));
+        codes.push(
+            g.discover("production", "bystander", true, &[])
+                .await
+                .unwrap_err()
+                .code(),
+        );
+    }
+    // The first 30 are compared and wrong; then the address is refused outright.
+    assert!(
+        codes[..30].iter().all(|c| *c == "NETGET_UNAUTHORIZED"),
+        "{codes:?}"
+    );
+    assert!(
+        codes[30..].iter().all(|c| *c == "NETGET_RATE_LIMITED"),
+        "{codes:?}"
+    );
+    // Even the right token from that address waits its turn...
+    let right = guesser.clone().token(Some(PROD_TOKEN.to_string()));
+    let e = right
+        .discover("production", "bystander", true, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "NETGET_RATE_LIMITED");
+    // ...over a session too...
+    let n = node_in(&url, "production", Some("guess-again"), None, "guesser");
+    assert_eq!(
+        n.register_with_network().await.unwrap_err().code(),
+        "NETGET_RATE_LIMITED"
+    );
+    n.stop().await.unwrap();
+    // ...while another address is served.
+    let other = reqwest_like_from("127.0.0.9", &url, PROD_TOKEN).await;
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    reg.shutdown().await.unwrap();
+}
+
+/// A `GET /v1/networks/production/services` with `token`, sent from `from`; the status line and
+/// the rest of the answer.
+async fn reqwest_like_from(from: &str, url: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let to: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut c = s.connect(to).await.unwrap();
+    let req = format!(
+        "GET /v1/networks/production/services HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    out
+}

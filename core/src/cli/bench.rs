@@ -94,9 +94,9 @@ pub struct BenchReport {
 }
 
 /// A registry started as a child process; killed when dropped.
-struct ChildRegistry {
-    child: tokio::process::Child,
-    url: String,
+pub(crate) struct ChildRegistry {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) url: String,
     data: PathBuf,
     /// Remove the data dir when dropped.
     owns_data: bool,
@@ -122,16 +122,28 @@ async fn start_child() -> Result<ChildRegistry> {
 pub const LOAD_LIMITS: &str = "[limits]\nrequests_per_second_per_session = 0\nrequests_per_second_per_ip = 0\nmax_instances_per_session = 1000000\nmax_connections = 1000000\nmax_connections_per_ip = 1000000\n";
 
 async fn start_child_on(data: PathBuf, owns_data: bool) -> Result<ChildRegistry> {
+    start_child_with(data, owns_data, LOAD_LIMITS, &[]).await
+}
+
+/// A registry child process over `data`, configured by `config` (a `netget.toml`) and `extra`
+/// flags.
+pub(crate) async fn start_child_with(
+    data: PathBuf,
+    owns_data: bool,
+    config: &str,
+    extra: &[String],
+) -> Result<ChildRegistry> {
     let exe =
         std::env::current_exe().map_err(|e| Error::Io(format!("cannot find own binary: {e}")))?;
     std::fs::create_dir_all(&data).map_err(|e| Error::Io(e.to_string()))?;
-    let config = data.join("netget.toml");
-    std::fs::write(&config, LOAD_LIMITS).map_err(|e| Error::Io(e.to_string()))?;
+    let file = data.join("netget.toml");
+    std::fs::write(&file, config).map_err(|e| Error::Io(e.to_string()))?;
     let mut child = tokio::process::Command::new(exe)
         .args(["registry", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
+        .arg(&file)
         .arg("--data")
         .arg(&data)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -5,6 +5,7 @@
 
 pub(crate) mod bench;
 mod demo;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,10 @@ enum Command {
     Demo(DemoArgs),
     /// Drive a registry with load and print throughput, latency and memory.
     Bench(bench::BenchArgs),
+    /// Hold many sessions with churn and watchers on registries it starts, for a chosen time,
+    /// reporting memory, open files, watch latency and errors; then optionally a flood from
+    /// one address while another measures its latency.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +330,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(a) => demo::demo(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Soak(a) => soak::run(a).await,
     }
 }
 

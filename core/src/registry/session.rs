@@ -32,6 +32,7 @@ const OUTBOX: usize = 1024;
 pub(super) mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const BAD_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const TIMEOUT: u16 = 4000;
@@ -387,7 +388,7 @@ impl Session {
                     last_seen = Instant::now();
                     let text = match frame {
                         None => return (close::NORMAL, "peer went away".into()),
-                        Some(Err(e)) => return (close::GOING_AWAY, format!("read error: {e}")),
+                        Some(Err(e)) => return (read_error_code(&e), format!("read error: {e}")),
                         Some(Ok(Message::Text(t))) => t,
                         Some(Ok(Message::Close(_))) => return (close::NORMAL, "closed by peer".into()),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -789,6 +790,17 @@ async fn next_text(stream: &mut Stream, max_frame: usize) -> Result<Option<Strin
         }
     }
     Ok(None)
+}
+
+/// The close code for a frame that could not be read: 1007 for a text frame that is not UTF-8
+/// (RFC 6455, section 8.1), 1001 for anything else (the connection is going).
+fn read_error_code(e: &axum::Error) -> u16 {
+    // tungstenite says "UTF-8 encoding error" (its `Error::Utf8`); axum passes it on boxed.
+    if e.to_string().contains("UTF-8") {
+        close::BAD_DATA
+    } else {
+        close::GOING_AWAY
+    }
 }
 
 fn close_code_for(e: &Error) -> u16 {

@@ -134,13 +134,13 @@ impl Caller<'_> {
         access: Access,
     ) -> Result<()> {
         match self {
-            Caller::Http(h) => {
+            Caller::Http(h) => state.guard.authenticate(h.remote.ip(), || {
                 state.guard.check_http(network, h.token.as_deref())?;
                 if access == Access::Write {
                     state.guard.check_http_write(network, h.token.as_deref())?;
                 }
                 Ok(())
-            }
+            }),
             Caller::Session(s, _) if &s.network == network => Ok(()),
             Caller::Session(s, _) => Err(Error::Forbidden(format!(
                 "this session is in network {:?}, not {:?}; open a session in that network",
@@ -229,9 +229,11 @@ pub(crate) async fn admit(state: &RegistryState, hello: Hello<'_>) -> Result<&'s
         &identity::hello_payload(&state.registry_id, hello.network.as_str(), hello.nonce),
         hello.signature,
     )?;
-    state
-        .guard
-        .check_session(hello.network, hello.public_key, hello.token)?;
+    state.guard.authenticate(hello.remote.ip(), || {
+        state
+            .guard
+            .check_session(hello.network, hello.public_key, hello.token)
+    })?;
     run_filter(state.config.filter.as_ref(), || FilterRequest {
         public_key: Some(hello.public_key.to_string()),
         origin: hello.origin.clone(),
