@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps tools dist dist-test api-fuzz fuzz fuzz-ci demo build python node test check rust-test python-test node-test browser-test bench registry
+.PHONY: deps tools dist dist-test api-fuzz fuzz fuzz-ci soak soak-ci demo build python node test check rust-test python-test node-test browser-test bench registry
 
 # The release build (with line tables), for benchmarks and profiles.
 build: deps
@@ -53,7 +53,17 @@ fuzz-ci:
 	fuzz/run.sh 60
 
 fuzz:
-	fuzz/run.sh 600
+	SANITIZER=address fuzz/run.sh 600
+
+# netget soak (RELIABILITY.md): 10k sessions with churn on one registry and on a cluster of 3,
+# then a flood from one address; 30 s each in the tests, ten minutes each by hand.
+soak-ci: dist
+	./target/dist/netget soak --duration 30s
+	./target/dist/netget soak --registries 3 --duration 30s --flood 5s
+
+soak: dist
+	./target/dist/netget soak --duration 10m --interval 30s
+	./target/dist/netget soak --registries 3 --duration 10m --interval 30s --flood 30s
 
 # The artifacts in dist/, installed and run with no Rust toolchain on PATH (and the sdist built).
 dist-test: dist
@@ -93,7 +103,7 @@ python-test: python node
 	$(PY) -m pytest -q
 
 # The installed artifacts last: their summary line closes the run.
-test: check rust-test node-test browser-test python-test api-fuzz fuzz-ci dist-test
+test: check rust-test node-test browser-test python-test api-fuzz fuzz-ci soak-ci dist-test
 
 bench: build python
 	bench/run.sh

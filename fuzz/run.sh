@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
+# netget's own code is safe Rust, so the short run goes without a sanitizer (a build of a few
+# minutes, and more executions per second); SANITIZER=address (what `make fuzz` uses) also
+# catches memory errors in the dependencies' unsafe code.
+sanitizer="${SANITIZER:-none}"
 targets=(ws_frame handshake registration config store_record replica)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
 # libFuzzer's instrumentation needs nightly flags: the nightly toolchain where there is one,
@@ -16,7 +20,7 @@ else
   export RUSTC_BOOTSTRAP=1
   fuzz=(cargo fuzz)
 fi
-"${fuzz[@]}" build -O
+"${fuzz[@]}" build -O -s "$sanitizer"
 for t in "${targets[@]}"; do
   scratch="../target/fuzz-corpus/$t"
   artifacts="../target/fuzz-artifacts/$t/"
@@ -24,7 +28,7 @@ for t in "${targets[@]}"; do
   echo "fuzz: $t for ${seconds}s"
   # -max_len: a frame or body is at most 64 KiB by the protocol; 16 KiB keeps the search deep.
   # timeout: twice the run, so a hang is a failure rather than a stuck CI.
-  if ! timeout --kill-after=10 "$((seconds * 2 + 60))" "${fuzz[@]}" run -O "$t" "$scratch" "corpus/$t" -- \
+  if ! timeout --kill-after=10 "$((seconds * 2 + 60))" "${fuzz[@]}" run -O -s "$sanitizer" "$t" "$scratch" "corpus/$t" -- \
       -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$artifacts" -print_final_stats=1 > "../target/fuzz-$t.log" 2>&1; then
     tail -n 60 "../target/fuzz-$t.log" >&2

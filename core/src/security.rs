@@ -299,8 +299,8 @@ impl RateLimiter {
         }
     }
 
-    /// Whether a token is there, without taking it.
-    pub fn has(&mut self, now: Instant) -> bool {
+    /// Refills for the time since the last call; whether a token is there (always, unlimited).
+    fn refill(&mut self, now: Instant) -> bool {
         if self.rate == 0.0 {
             return true;
         }
@@ -310,15 +310,17 @@ impl RateLimiter {
         self.tokens >= 1.0
     }
 
+    /// Whether a token is there, without taking it.
+    pub fn has(&mut self, now: Instant) -> bool {
+        self.refill(now)
+    }
+
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         if self.rate == 0.0 {
             return true;
         }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
+        if self.refill(now) {
             self.tokens -= 1.0;
             true
         } else {

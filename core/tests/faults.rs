@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ChildGuard;
+use common::{durable, ChildGuard};
 use hyper::Method;
 use netget::client::rest::RestClient;
-use netget::model::{Registration, WireDuration};
+use netget::model::Registration;
 use netget::{DiscoverOptions, Netget, NetgetOptions};
 
 /// A registry process on loopback port 0 over `data`, with `extra` flags.
@@ -98,14 +98,6 @@ fn connected_to(node: &Netget, url: &str) -> bool {
         c.trim_start_matches("ws://")
             .starts_with(&format!("{host}/"))
     })
-}
-
-fn durable(address: &str) -> Registration {
-    Registration {
-        address: address.into(),
-        ttl: Some(WireDuration(Duration::from_secs(600))),
-        ..Default::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,6 +460,20 @@ fn registry_key(data: &Path) -> String {
         .to_string()
 }
 
+/// Service nodes `{side}{i}` of `web` on the registry at `url`, registered.
+async fn nodes_on(url: &str, side: char, ids: std::ops::Range<usize>, keys: &Path) -> Vec<Netget> {
+    let mut nodes = Vec::new();
+    for i in ids {
+        let name = format!("{side}{i}");
+        let mut o = NetgetOptions::service("web", &format!("http://{name}:80"), &[url]);
+        o.data_dir = Some(keys.join(&name));
+        let n = Netget::new(o).unwrap();
+        n.register_with_network().await.unwrap();
+        nodes.push(n);
+    }
+    nodes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_between_registries_keeps_both_sides_serving_and_heals_to_one_directory() {
     // Two hosts, A and B, in namespaces of this test: a link between them (the one cut), and
@@ -562,21 +568,8 @@ async fn a_partition_between_registries_keeps_both_sides_serving_and_heals_to_on
     }
 
     let keydir = tempfile::tempdir().unwrap();
-    let node = |url: &str, name: &str| {
-        let mut o = NetgetOptions::service("web", &format!("http://{name}:80"), &[url]);
-        o.data_dir = Some(keydir.path().join(name));
-        Netget::new(o).unwrap()
-    };
-    let mut side_a = Vec::new();
-    let mut side_b = Vec::new();
-    for i in 0..4 {
-        let n = node(url_a, &format!("a{i}"));
-        n.register_with_network().await.unwrap();
-        side_a.push(n);
-        let n = node(url_b, &format!("b{i}"));
-        n.register_with_network().await.unwrap();
-        side_b.push(n);
-    }
+    let mut side_a = nodes_on(url_a, 'a', 0..4, keydir.path()).await;
+    let mut side_b = nodes_on(url_b, 'b', 0..4, keydir.path()).await;
     let both = common::wait_until(Duration::from_secs(10), || async {
         let d = dump(url_a).await;
         d.as_ref().is_some_and(|d| d.len() == 8) && d == dump(url_b).await
@@ -588,14 +581,8 @@ async fn a_partition_between_registries_keeps_both_sides_serving_and_heals_to_on
     sh(&format!("ip -n {a} link set ab{tag} down"));
     sh(&format!("ip -n {b} link set ba{tag} down"));
     // Both sides keep serving their own nodes: new ones register, a leaving one leaves.
-    for i in 4..6 {
-        let n = node(url_a, &format!("a{i}"));
-        n.register_with_network().await.unwrap();
-        side_a.push(n);
-        let n = node(url_b, &format!("b{i}"));
-        n.register_with_network().await.unwrap();
-        side_b.push(n);
-    }
+    side_a.extend(nodes_on(url_a, 'a', 4..6, keydir.path()).await);
+    side_b.extend(nodes_on(url_b, 'b', 4..6, keydir.path()).await);
     side_a.remove(0).stop().await.unwrap();
     let address_of = |v: &String| v.split(' ').next().unwrap_or("").to_string();
     let own = |d: &BTreeMap<String, String>, side: char| {

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netget::client::rest::RestClient;
-use netget::model::{
-    HealthCheck, InstanceId, NetworkName, Registration, ServiceName, WireDuration,
-};
+use netget::model::{HealthCheck, InstanceId, NetworkName, Registration, ServiceName};
 use netget::registry::store::{Store, STORE_FILE};
 
 fn registry_on(data: &std::path::Path, extra: &[&str]) -> common::ChildGuard {
@@ -29,11 +27,7 @@ fn registry_on(data: &std::path::Path, extra: &[&str]) -> common::ChildGuard {
 }
 
 fn reg(address: &str) -> Registration {
-    Registration {
-        address: address.into(),
-        ttl: Some(WireDuration(Duration::from_secs(600))),
-        ..Default::default()
-    }
+    common::durable(address)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

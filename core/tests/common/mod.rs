@@ -31,6 +31,15 @@ pub async fn registry_with(
     (Registry::spawn(config).await.unwrap(), dir)
 }
 
+/// A REST registration at `address` that lives 10 minutes: long enough never to expire in a test.
+pub fn durable(address: &str) -> netget::model::Registration {
+    netget::model::Registration {
+        address: address.into(),
+        ttl: Some(netget::model::WireDuration(Duration::from_secs(600))),
+        ..Default::default()
+    }
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves nothing.
 pub struct ChildGuard {
     pub child: Child,
