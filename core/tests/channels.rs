@@ -238,3 +238,56 @@ async fn subscribing_twice_on_one_session_counts_and_delivers_once() {
         "the message came twice: {extra:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_just_under_the_frame_limit_is_delivered_and_one_over_it_is_refused() {
+    use common::{error_code, raw_close_code, raw_recv, raw_send, raw_session};
+    use netget::wire::ServerMessage;
+
+    let (reg, _d) = common::registry().await;
+    let url = reg.url();
+    let listener = client(&[&url], "development");
+    let mut sub = listener.subscribe("big").unwrap();
+    let mut publisher = raw_session(&url, "development").await;
+    // A publish frame of 64 KiB less a little: delivered whole, though the message frame the
+    // subscriber gets (with `from`) is over 64 KiB.
+    let text = "x".repeat(64 * 1024 - 200);
+    // The subscription may not be in place for the first publish: publish until it arrives.
+    let frame = format!(r#"{{"type":"publish","id":1,"channel":"big","data":{{"t":"{text}"}}}}"#);
+    let mut subscribed = None;
+    for _ in 0..50 {
+        raw_send(&mut publisher, &frame).await;
+        assert!(matches!(
+            raw_recv(&mut publisher).await,
+            ServerMessage::Result { .. }
+        ));
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            subscribed = Some(m);
+            break;
+        }
+    }
+    let got = subscribed.clone().expect("the subscriber got nothing");
+    assert_eq!(got.data["t"].as_str(), Some(text.as_str()));
+    // One over the limit: refused with its code, the publisher's session closed, nothing sent.
+    let frame = format!(
+        r#"{{"type":"publish","id":2,"channel":"big","data":{{"t":"{}"}}}}"#,
+        "y".repeat(64 * 1024)
+    );
+    raw_send(&mut publisher, &frame).await;
+    assert_eq!(
+        error_code(&raw_recv(&mut publisher).await),
+        "NETGET_TOO_LARGE"
+    );
+    assert_eq!(raw_close_code(&mut publisher).await, Some(1009));
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        while let Some(m) = sub.next().await {
+            assert!(
+                m.data["t"].as_str().is_some_and(|t| t.starts_with('x')),
+                "an oversized message was delivered"
+            );
+        }
+    })
+    .await;
+    listener.stop().await.unwrap();
+    reg.shutdown().await.unwrap();
+}

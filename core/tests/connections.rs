@@ -263,3 +263,40 @@ async fn the_registry_raises_its_open_file_limit_and_keeps_connections_below_it_
         "the registry does not answer after the flood"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_messages_share_their_address_budget_across_sessions_and_other_addresses_are_served(
+) {
+    use netget::wire::ServerMessage;
+    let (reg, _d) = common::registry_with(|mut c| {
+        c.limits.ip_rate = 50;
+        c.limits.ip_burst = 50;
+        c
+    })
+    .await;
+    let url = reg.url();
+    let mut a = common::raw_session(&url, "development").await;
+    let mut b = common::raw_session(&url, "development").await;
+    let (mut answered, mut limited) = (0, 0);
+    for i in 0..60u64 {
+        for s in [&mut a, &mut b] {
+            common::raw_send(s, &format!(r#"{{"type":"ping","id":{i}}}"#)).await;
+            match common::raw_recv(s).await {
+                ServerMessage::Pong { .. } => answered += 1,
+                m => {
+                    assert_eq!(common::error_code(&m), "NETGET_RATE_LIMITED");
+                    limited += 1;
+                }
+            }
+        }
+    }
+    // One budget for the address: 50 at once (plus what refilled at 50/s meanwhile), not 50
+    // per session.
+    assert!(answered < 100, "{answered} answered, {limited} limited");
+    assert!(limited > 0);
+    assert_eq!(
+        health_from("127.0.0.2", addr_of(&url)).await,
+        "HTTP/1.1 200 OK"
+    );
+    reg.shutdown().await.unwrap();
+}
