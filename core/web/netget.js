@@ -20,7 +20,7 @@
  * jittered) and restores watches and subscriptions; an in-flight publish is not re-sent. A session
  * that held no watch or subscription is reopened only when the page next calls (state 'idle').
  * Identity: a fresh Ed25519 key per page load, kept in memory only (WebCrypto, non-extractable;
- * where WebCrypto lacks Ed25519, e.g. plain-http pages not on localhost, a built-in signer).
+ * where WebCrypto lacks Ed25519, e.g. plain-http pages not on localhost, the bundled @noble/ed25519).
  */
 (() => {
   'use strict';
@@ -68,109 +68,60 @@
     return u.href;
   };
 
-  // ---- Ed25519 (RFC 8032) signing for browsers whose WebCrypto lacks it. Slow but tiny. ----
+  // ---- Ed25519 for browsers whose WebCrypto lacks it (plain-http pages not on localhost have no
+  // crypto.subtle): @noble/ed25519 with @noble/hashes' SHA-512, audited, bundled below with their
+  // licenses by core/web/vendor.js from the pinned versions (a node test checks it). ----
   const ed = (() => {
-    const N = BigInt;
-    const M64 = (1n << 64n) - 1n;
-    const root = (n, k) => {
-      let x = 1n << N(Math.ceil(n.toString(2).length / Number(k)) + 1);
-      for (;;) {
-        const y = ((k - 1n) * x + n / x ** (k - 1n)) / k;
-        if (y >= x) return x;
-        x = y;
-      }
-    };
-    const primes = [];
-    for (let n = 2n; primes.length < 80; n++) if (primes.every((p) => n % p)) primes.push(n);
-    const K = primes.map((p) => root(p << 192n, 3n) & M64);
-    const H0 = primes.slice(0, 8).map((p) => root(p << 128n, 2n) & M64);
-    const rotr = (x, n) => ((x >> n) | (x << (64n - n))) & M64;
-    const sha512 = (msg) => {
-      const len = msg.length;
-      const b = new Uint8Array(((len + 17 + 127) >> 7) << 7);
-      b.set(msg);
-      b[len] = 0x80;
-      new DataView(b.buffer).setUint32(b.length - 4, len * 8);
-      const h = [...H0];
-      const w = [];
-      for (let o = 0; o < b.length; o += 128) {
-        for (let i = 0; i < 16; i++) {
-          let v = 0n;
-          for (let j = 0; j < 8; j++) v = (v << 8n) | N(b[o + i * 8 + j]);
-          w[i] = v;
-        }
-        for (let i = 16; i < 80; i++) {
-          const a = w[i - 15];
-          const c = w[i - 2];
-          const s0 = rotr(a, 1n) ^ rotr(a, 8n) ^ (a >> 7n);
-          const s1 = rotr(c, 19n) ^ rotr(c, 61n) ^ (c >> 6n);
-          w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M64;
-        }
-        let [A, B, C, D, E, F, g, H] = h;
-        for (let i = 0; i < 80; i++) {
-          const t1 = (H + (rotr(E, 14n) ^ rotr(E, 18n) ^ rotr(E, 41n)) + ((E & F) ^ (~E & M64 & g)) + K[i] + w[i]) & M64;
-          const t2 = ((rotr(A, 28n) ^ rotr(A, 34n) ^ rotr(A, 39n)) + ((A & B) ^ (A & C) ^ (B & C))) & M64;
-          [H, g, F, E, D, C, B, A] = [g, F, E, (D + t1) & M64, C, B, A, (t1 + t2) & M64];
-        }
-        [A, B, C, D, E, F, g, H].forEach((v, i) => (h[i] = (h[i] + v) & M64));
-      }
-      const out = new Uint8Array(64);
-      h.forEach((v, i) => {
-        for (let j = 0; j < 8; j++) out[i * 8 + j] = Number((v >> N(56 - j * 8)) & 255n);
-      });
-      return out;
-    };
-    const P = (1n << 255n) - 19n;
-    const L = (1n << 252n) + 27742317777372353535851937790883648493n;
-    const mod = (a, m = P) => ((a % m) + m) % m;
-    const inv = (x) => {
-      let r = 1n;
-      for (let e = P - 2n, b = mod(x); e; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
-      return r;
-    };
-    const D = mod(-121665n * inv(121666n));
-    const gx = 15112221349535400772501151409588531511454012693041857206046113283949847762202n;
-    const gy = 46316835694926478169428394003475163141307993866256225615783033603165251855960n;
-    // Extended coordinates; this addition is complete on edwards25519, so it doubles too.
-    const add = ([X1, Y1, Z1, T1], [X2, Y2, Z2, T2]) => {
-      const a = mod((Y1 - X1) * (Y2 - X2));
-      const b = mod((Y1 + X1) * (Y2 + X2));
-      const c = mod(2n * T1 * T2 * D);
-      const d = mod(2n * Z1 * Z2);
-      const [e, f, g, h] = [b - a, d - c, d + c, b + a];
-      return [mod(e * f), mod(g * h), mod(f * g), mod(e * h)];
-    };
-    const mulBase = (n) => {
-      let r = [0n, 1n, 1n, 0n];
-      for (let q = [gx, gy, 1n, mod(gx * gy)]; n; n >>= 1n, q = add(q, q)) if (n & 1n) r = add(r, q);
-      const z = inv(r[2]);
-      let y = mod(r[1] * z) | ((mod(r[0] * z) & 1n) << 255n);
-      const out = new Uint8Array(32);
-      for (let i = 0; i < 32; i++, y >>= 8n) out[i] = Number(y & 255n);
-      return out;
-    };
-    const num = (bytes) => bytes.reduceRight((v, x) => (v << 8n) | N(x), 0n);
-    const cat = (...parts) => {
-      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
-      return out;
-    };
-    return (seed) => {
-      const h = sha512(seed);
-      h[0] &= 248;
-      h[31] = (h[31] & 127) | 64;
-      const a = num(h.subarray(0, 32));
-      const pub = mulBase(a);
-      const sign = (msg) => {
-        const r = mod(num(sha512(cat(h.subarray(32), msg))), L);
-        const R = mulBase(r);
-        let s = mod(r + mod(num(sha512(cat(R, pub, msg))), L) * a, L);
-        const S = new Uint8Array(32);
-        for (let i = 0; i < 32; i++, s >>= 8n) S[i] = Number(s & 255n);
-        return cat(R, S);
-      };
-      return { pub, sign };
-    };
+/* BEGIN VENDORED by core/web/vendor.js (npm run vendor); do not edit.
+ * @noble/ed25519 3.2.0:
+ *   The MIT License (MIT)
+ *
+ *   Copyright (c) 2019 Paul Miller (https://paulmillr.com)
+ *
+ *   Permission is hereby granted, free of charge, to any person obtaining a copy
+ *   of this software and associated documentation files (the “Software”), to deal
+ *   in the Software without restriction, including without limitation the rights
+ *   to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+ *   copies of the Software, and to permit persons to whom the Software is
+ *   furnished to do so, subject to the following conditions:
+ *
+ *   The above copyright notice and this permission notice shall be included in
+ *   all copies or substantial portions of the Software.
+ *
+ *   THE SOFTWARE IS PROVIDED “AS IS”, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+ *   IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+ *   FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+ *   AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+ *   LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+ *   OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
+ *   THE SOFTWARE.
+ *
+ * @noble/hashes 2.4.0:
+ *   The MIT License (MIT)
+ *
+ *   Copyright (c) 2022 Paul Miller (https://paulmillr.com)
+ *
+ *   Permission is hereby granted, free of charge, to any person obtaining a copy
+ *   of this software and associated documentation files (the “Software”), to deal
+ *   in the Software without restriction, including without limitation the rights
+ *   to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+ *   copies of the Software, and to permit persons to whom the Software is
+ *   furnished to do so, subject to the following conditions:
+ *
+ *   The above copyright notice and this permission notice shall be included in
+ *   all copies or substantial portions of the Software.
+ *
+ *   THE SOFTWARE IS PROVIDED “AS IS”, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+ *   IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+ *   FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+ *   AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+ *   LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+ *   OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
+ *   THE SOFTWARE.
+ */
+var noble=(()=>{var W=Object.defineProperty;var te=Object.getOwnPropertyDescriptor;var ee=Object.getOwnPropertyNames;var ne=Object.prototype.hasOwnProperty;var oe=(t,e,n)=>e in t?W(t,e,{enumerable:!0,configurable:!0,writable:!0,value:n}):t[e]=n;var re=(t,e)=>{for(var n in e)W(t,n,{get:e[n],enumerable:!0})},se=(t,e,n,o)=>{if(e&&typeof e=="object"||typeof e=="function")for(let r of ee(e))!ne.call(t,r)&&r!==n&&W(t,r,{get:()=>e[r],enumerable:!(o=te(e,r))||o.enumerable});return t};var ce=t=>se(W({},"__esModule",{value:!0}),t);var d=(t,e,n)=>oe(t,typeof e!="symbol"?e+"":e,n);var Te={};re(Te,{getPublicKey:()=>Dt,sign:()=>Gt});var Ht=Object.freeze,$=0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffedn,q=0x1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3edn,v=0x52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3n,rt=0x216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51an,st=0x6666666666666666666666666666666666666666666666666666666666666658n,I=$-1n,ie=Ht({p:$,n:q,h:8n,a:I,d:v,Gx:rt,Gy:st}),Lt=32,gt=t=>t instanceof Uint8Array||ArrayBuffer.isView(t)&&t.constructor.name==="Uint8Array"&&t.BYTES_PER_ELEMENT===1,X=(t,e,n="")=>{if(gt(t)&&(e===void 0||t.length===e))return t;let o=gt(t),r=e!==void 0?` of length ${e}`:"",s=o?`length=${t.length}`:`type=${typeof t}`,c=(n?`"${n}" `:"")+"expected Uint8Array"+r+", got "+s;throw o?new RangeError(c):new TypeError(c)},it=(t,e="",n)=>Uint8Array.from(X(t,n,e)),Tt=(t,e)=>t.toString(16).padStart(e,"0"),Ut=t=>{let e="";for(let n of X(t))e+=Tt(n,2);return e},St=t=>{let e="hex invalid";if(typeof t!="string")throw new TypeError(e);if(t.length%2||!/^[\da-f]*$/i.test(t))throw new RangeError(e);let n=new Uint8Array(t.length/2);for(let o=0,r=0;o<n.length;o++,r+=2){let s=t.charCodeAt(r),c=t.charCodeAt(r+1);n[o]=((s&15)+(s>>6)*9)*16+(c&15)+(c>>6)*9}return n},z=(...t)=>{let e=0;for(let r of t)e+=X(r).length;let n=new Uint8Array(e),o=0;for(let r of t)n.set(r,o),o+=r.length;return n};var O=(t,e,n,o="bad number: out of range")=>{if(typeof t!="bigint")throw new TypeError(o);if(e<=t&&t<n)return t;throw new RangeError(o)},y=(t,e=$)=>(t%=e)>=0n?t:e+t,mt=(1n<<255n)-1n,i=t=>{if(t<0n)throw new RangeError("negative coordinate");let e=(t>>255n)*19n+(t&mt);return e=(e>>255n)*19n+(e&mt),e%$},_t=t=>y(t,q),fe=(t,e)=>{if(t===0n)throw new Error("invert: expected non-zero number");if(e<=1n)throw new Error("invert: expected modulus > 1, got "+e);let n=y(t,e),o=e,r=0n,s=1n;for(;n!==0n;){let f=o/n,a=o-n*f,h=r-s*f;o=n,n=a,r=s,s=h}if(o!==1n)throw new Error("invert: does not exist");return y(r,e)},ae=t=>{let e=at[t];if(typeof e!="function")throw new Error("hashes."+t+" not set");return e},ft=(t,...e)=>X(ae(t)(z(...e)),64,"digest");var ot=t=>{if(t instanceof G)return t;throw new TypeError("Point expected")},Ct=2n**256n,L=class L{constructor(e,n,o,r){d(this,"X");d(this,"Y");d(this,"Z");d(this,"T");let s=Ct;this.X=O(e,0n,s),this.Y=O(n,0n,s),this.Z=O(o,1n,s),this.T=O(r,0n,s),Ht(this)}static CURVE(){return ie}static fromAffine(e){return new L(e.x,e.y,1n,i(e.x*e.y))}static fromBytes(e,n=!1){let o=it(e,"point",Lt),r=o[31];o[31]=r&-129;let s=Ft(o);n||O(s,0n,$);let c=i(s*s),f=y(c-1n),a=i(v*c+1n),{isValid:h,value:x}=de(f,a);if(!h)throw new Error("bad point: y not sqrt");let u=!!(r&128);if(!n&&x===0n&&u)throw new Error("bad point: x==0, isLastByteOdd");return u!==!!(x&1n)&&(x=y(-x)),new L(x,s,1n,i(x*s))}static fromHex(e,n){return L.fromBytes(St(e),n)}get x(){return this.toAffine().x}get y(){return this.toAffine().y}assertValidity(){let e=I,n=v,o=this;if(o.is0())throw new Error("bad point: ZERO");let{X:r,Y:s,Z:c,T:f}=o,a=i(r*r),h=i(s*s),x=i(c*c),u=i(x*x),b=i(a*e),p=i(x*(b+h)),w=y(u+i(n*i(a*h)));if(p!==w)throw new Error("bad point: equation left != right (1)");let g=i(r*s),m=i(c*f);if(g!==m)throw new Error("bad point: equation left != right (2)");return this}equals(e){let{X:n,Y:o,Z:r}=this,{X:s,Y:c,Z:f}=ot(e);return i(n*f)===i(s*r)&&i(o*f)===i(c*r)}is0(){return this.equals(D)}negate(){return new L(y(-this.X),this.Y,this.Z,y(-this.T))}double(){let{X:e,Y:n,Z:o}=this,r=I,s=i(e*e),c=i(n*n),f=i(2n*o*o),a=i(r*s),h=y(e+n),x=y(i(h*h)-s-c),u=y(a+c),b=y(u-f),p=y(a-c),w=i(x*b),g=i(u*p),m=i(x*p),A=i(b*u);return new L(w,g,A,m)}add(e){let{X:n,Y:o,Z:r,T:s}=this,{X:c,Y:f,Z:a,T:h}=ot(e),x=I,u=v,b=i(n*c),p=i(o*f),w=i(i(s*u)*h),g=i(r*a),m=y(i(y(n+o)*y(c+f))-b-p),A=y(g-w),_=y(g+w),C=y(p-i(x*b)),l=i(m*A),E=i(_*C),B=i(m*C),k=i(A*_);return new L(l,E,k,B)}subtract(e){return this.add(ot(e).negate())}multiply(e,n=!0){if(!n&&e===0n||(O(e,1n,q),!n&&this.is0()))return D;if(e===1n)return this;if(this.equals(Z))return pe(e).p;let o=D,r=Z,s=this;for(let c=0;n?c<256:e>0n;c++)e&1n?o=o.add(s):n&&(r=r.add(s)),s=s.double(),e>>=1n;return o}multiplyUnsafe(e){return this.multiply(e,!1)}toAffine(){let{X:e,Y:n,Z:o}=this;if(this.equals(D))return{x:0n,y:1n};let r=fe(o,$);if(i(o*r)!==1n)throw new Error("invalid inverse");return{x:i(e*r),y:i(n*r)}}toBytes(){let{x:e,y:n}=this.toAffine(),o=Rt(n);return o[31]|=e&1n?128:0,o}toHex(){return Ut(this.toBytes())}clearCofactor(){return this.multiply(8n,!1)}isSmallOrder(){return this.clearCofactor().is0()}isTorsionFree(){return this.multiply(q/2n,!1).double().add(this).is0()}};d(L,"BASE"),d(L,"ZERO");var G=L,Z=new G(rt,st,1n,y(rt*st)),D=new G(0n,1n,1n,0n);G.BASE=Z;G.ZERO=D;var Rt=t=>St(Tt(O(t,0n,Ct),64)).reverse(),Ft=t=>BigInt("0x"+Ut(Uint8Array.from(X(t)).reverse())),H=(t,e)=>{let n=t;for(;e-- >0;)n=i(n*n);return n},he=t=>{let e=i(t*t),n=i(e*t),o=i(H(n,2)*n),r=i(H(o,1)*t),s=i(H(r,5)*r),c=i(H(s,10)*s),f=i(H(c,20)*c),a=i(H(f,40)*f),h=i(H(a,80)*a),x=i(H(h,80)*a),u=i(H(x,10)*s);return i(H(u,2)*t)},At=0x2b8324804fc1df0b2b4d00993dfbd7a72f431806ad2fe478c4ee1b274a0ea0b0n,de=(t,e)=>{let n=i(e*i(e*e)),o=i(i(n*n)*e),r=he(i(t*o)),s=i(t*i(n*r)),c=i(e*i(s*s)),f=s,a=i(s*At),h=c===t,x=c===y(-t),u=c===y(-t*At);return h&&(s=f),(x||u)&&(s=a),(y(s)&1n)===1n&&(s=y(-s)),{isValid:h||x,value:s}},ct=t=>_t(Ft(t)),xe=t=>{let e=it(t),n=e.slice(0,32);n[0]&=248,n[31]&=127,n[31]|=64;let o=e.slice(32),r=ct(n),s=Z.multiply(r),c=s.toBytes();return{head:n,prefix:o,scalar:r,point:s,pointBytes:c}};var Ot=t=>xe(ft("sha512",X(t,Lt,"secretKey")));var Dt=t=>Ot(t).pointBytes;var ue=t=>t[1](ft("sha512",t[0])),le=(t,e,n)=>{let{pointBytes:o,scalar:r}=t,s=ct(e),c=Z.multiply(s).toBytes();return[z(c,o,n),h=>{let x=_t(s+ct(h)*r);return X(z(c,Rt(x)),64)}]};var Gt=(t,e)=>{let n=it(t,"message"),o=Ot(e);return ue(le(o,ft("sha512",o.prefix,n),n))};var at={sha512Async:async t=>{let e=globalThis?.crypto?.subtle;if(!e)throw new Error("crypto.subtle must be defined, consider polyfill");return new Uint8Array(await e.digest("SHA-512",z(t)))},sha512:void 0};var be=()=>{let t=[],e=Z,n;for(let o=0;o<33;o++){n=e,t.push(n);for(let r=1;r<128;r++)n=n.add(e),t.push(n);e=n.double()}return t},Et,Bt=(t,e)=>{let n=e.negate();return t?n:e},pe=t=>{let e=Et||(Et=be()),n=D,o=Z;for(let r=0;r<33;r++){let s=Number(t&255n);t>>=8n,s>128&&(s-=256,t+=1n);let c=r*128,f=c+Math.abs(s)-1,a=r%2!==0,h=s<0;s===0?o=o.add(Bt(a,e[c])):n=n.add(Bt(h,e[f]))}if(t!==0n)throw new Error("invalid wnaf");return{p:n,f:o}};var V=BigInt(4294967295),Zt=BigInt(32);function ye(t,e=!1){return e?{h:Number(t&V),l:Number(t>>Zt&V)}:{h:Number(t>>Zt&V)|0,l:Number(t&V)|0}}function Xt(t,e=!1){let n=t.length,o=new Uint32Array(n),r=new Uint32Array(n);for(let s=0;s<n;s++){let{h:c,l:f}=ye(t[s],e);[o[s],r[s]]=[c,f]}return[o,r]}var we=t=>t/2**32|0,ge=t=>t>>>0;function Yt(t,e,n,o){let r=we(n),s=ge(n);t.setUint32(e,o?s:r,o),t.setUint32(e+4,o?r:s,o)}var ht=(t,e,n)=>t>>>n,dt=(t,e,n)=>t<<32-n|e>>>n,Y=(t,e,n)=>t>>>n|e<<32-n,j=(t,e,n)=>t<<32-n|e>>>n,M=(t,e,n)=>t<<64-n|e>>>n-32,N=(t,e,n)=>t>>>n-32|e<<64-n;function T(t,e,n,o){let r=(e>>>0)+(o>>>0);return{h:t+n+(r/2**32|0)|0,l:r|0}}var jt=(t,e,n)=>(t>>>0)+(e>>>0)+(n>>>0),$t=(t,e,n,o)=>e+n+o+(t/2**32|0)|0,kt=(t,e,n,o)=>(t>>>0)+(e>>>0)+(n>>>0)+(o>>>0),Mt=(t,e,n,o,r)=>e+n+o+r+(t/2**32|0)|0,Nt=(t,e,n,o,r)=>(t>>>0)+(e>>>0)+(n>>>0)+(o>>>0)+(r>>>0),Kt=(t,e,n,o,r,s)=>e+n+o+r+s+(t/2**32|0)|0;function Pt(t){return t instanceof Uint8Array||ArrayBuffer.isView(t)&&t.constructor.name==="Uint8Array"&&"BYTES_PER_ELEMENT"in t&&t.BYTES_PER_ELEMENT===1}var xt=t=>t?`"${t}" `:"";function Ae(t,e=""){if(typeof t!="number")throw new TypeError(xt(e)+"expected number, got "+typeof t);if(!Number.isSafeInteger(t)||t<0)throw new RangeError(xt(e)+"expected integer >= 0, got "+t);return t}function ut(t,e,n=""){if(Pt(t)&&(e===void 0||t.length===e))return t;e!==void 0&&Ae(e,"length");let o=Pt(t),r=e!==void 0?` of length ${e}`:"",s=o?`length=${t.length}`:`type=${typeof t}`,c=xt(n)+"expected Uint8Array"+r+", got "+s;throw o?new RangeError(c):new TypeError(c)}var Ee=(t,e)=>{if(t===null||typeof t!="object"||Array.isArray(t))throw new TypeError((e==="object"?"":`"${e}" `)+"expected object, got type="+typeof t)},Wt=(t,e)=>{Ee(t,e);let n=Object.getPrototypeOf(t);if(n!==Object.prototype&&n!==null)throw new TypeError(`"${e}" expected plain object`);if(Object.hasOwn(t,"__proto__"))throw new TypeError(`"${e}.__proto__" is not allowed`)};function lt(t,e=!0){if(t.destroyed)throw new Error("hash was destroyed");if(e&&t.finished)throw new Error("digest() was already called")}function vt(t,e){ut(t,void 0,"output");let n=e.outputLen;if(!(t.length>=n))throw new RangeError('"output" expected length >= '+n)}function bt(...t){for(let e=0;e<t.length;e++)t[e].fill(0)}function J(t){return new DataView(t.buffer,t.byteOffset,t.byteLength)}function Be(t,e,n="opts"){return Wt(t,"defaults"),e!==void 0&&Wt(e,n),Object.assign(Object.create(null),t,e)}function It(t,e={}){if(typeof t!="function")throw new TypeError('"hashCons" expected function, got type='+typeof t);e=Be({},e,"info");let n=(r,s)=>t(s).update(r).digest(),o=t(void 0);return n.outputLen=o.outputLen,n.blockLen=o.blockLen,n.canXOF=o.canXOF,n.create=r=>t(r),Object.assign(n,e),Object.freeze(n)}var qt=t=>({oid:Uint8Array.from([6,9,96,134,72,1,101,3,4,2,t])});var Q=class{constructor(e,n,o,r){d(this,"blockLen");d(this,"outputLen");d(this,"canXOF",!1);d(this,"padOffset");d(this,"isLE");d(this,"buffer");d(this,"view");d(this,"finished",!1);d(this,"length",0);d(this,"pos",0);d(this,"destroyed",!1);this.blockLen=e,this.outputLen=n,this.padOffset=o,this.isLE=r,this.buffer=new Uint8Array(e),this.view=J(this.buffer)}update(e){lt(this),ut(e);let{view:n,buffer:o,blockLen:r}=this,s=e.length,c=!1;for(let f=0;f<s;){let a=Math.min(r-this.pos,s-f);if(a===r){let h=J(e);for(;r<=s-f;f+=r)this.process(h,f);c=!0;continue}o.set(f===0&&a===s?e:e.subarray(f,f+a),this.pos),this.pos+=a,f+=a,this.pos===r&&(this.process(n,0),this.pos=0,c=!0)}return this.length+=e.length,c&&this.roundClean(),this}digestInto(e){lt(this),vt(e,this),this.finished=!0;let{buffer:n,view:o,blockLen:r,isLE:s}=this,{pos:c}=this;n[c++]=128,n.fill(0,c),this.padOffset>r-c&&(this.process(o,0),n.fill(0)),Yt(o,r-8,this.length*8,s),this.process(o,0),this.roundClean();let f=e===n?o:J(e),a=this.outputLen,h=a/4,x=this.get();if(a%4||h>x.length)throw new Error("invalid outputLen");for(let u=0;u<h;u++)f.setUint32(4*u,x[u],s)}digest(){let{buffer:e,outputLen:n}=this;this.digestInto(e);let o=e.slice(0,n);return this.destroy(),o}_cloneIntoMeta(e){let{buffer:n,length:o,finished:r,destroyed:s,pos:c}=this;return e.destroyed=s,e.finished=r,e.length=o,e.pos=c,c&&e.buffer.set(n),e}clone(){return this._cloneInto()}};var zt=Uint32Array.from([1779033703,4089235720,3144134277,2227873595,1013904242,4271175723,2773480762,1595750129,1359893119,2917565137,2600822924,725511199,528734635,4215389547,1541459225,327033209]);var Vt=Xt(["0x428a2f98d728ae22","0x7137449123ef65cd","0xb5c0fbcfec4d3b2f","0xe9b5dba58189dbbc","0x3956c25bf348b538","0x59f111f1b605d019","0x923f82a4af194f9b","0xab1c5ed5da6d8118","0xd807aa98a3030242","0x12835b0145706fbe","0x243185be4ee4b28c","0x550c7dc3d5ffb4e2","0x72be5d74f27b896f","0x80deb1fe3b1696b1","0x9bdc06a725c71235","0xc19bf174cf692694","0xe49b69c19ef14ad2","0xefbe4786384f25e3","0x0fc19dc68b8cd5b5","0x240ca1cc77ac9c65","0x2de92c6f592b0275","0x4a7484aa6ea6e483","0x5cb0a9dcbd41fbd4","0x76f988da831153b5","0x983e5152ee66dfab","0xa831c66d2db43210","0xb00327c898fb213f","0xbf597fc7beef0ee4","0xc6e00bf33da88fc2","0xd5a79147930aa725","0x06ca6351e003826f","0x142929670a0e6e70","0x27b70a8546d22ffc","0x2e1b21385c26c926","0x4d2c6dfc5ac42aed","0x53380d139d95b3df","0x650a73548baf63de","0x766a0abb3c77b2a8","0x81c2c92e47edaee6","0x92722c851482353b","0xa2bfe8a14cf10364","0xa81a664bbc423001","0xc24b8b70d0f89791","0xc76c51a30654be30","0xd192e819d6ef5218","0xd69906245565a910","0xf40e35855771202a","0x106aa07032bbd1b8","0x19a4c116b8d2d0c8","0x1e376c085141ab53","0x2748774cdf8eeb99","0x34b0bcb5e19b48a8","0x391c0cb3c5c95a63","0x4ed8aa4ae3418acb","0x5b9cca4f7763e373","0x682e6ff3d6b2b8a3","0x748f82ee5defb2fc","0x78a5636f43172f60","0x84c87814a1f0ab72","0x8cc702081a6439ec","0x90befffa23631e28","0xa4506cebde82bde9","0xbef9a3f7b2c67915","0xc67178f2e372532b","0xca273eceea26619c","0xd186b8c721c0c207","0xeada7dd6cde0eb1e","0xf57d4f7fee6ed178","0x06f067aa72176fba","0x0a637dc5a2c898a6","0x113f9804bef90dae","0x1b710b35131c471b","0x28db77f523047d84","0x32caab7b40c72493","0x3c9ebe0a15c9bebc","0x431d67c49c100d4c","0x4cc5d4becb3e42b6","0x597f299cfc657e2a","0x5fcb6fab3ad6faec","0x6c44198c4a475817"].map(t=>BigInt(t))),He=Vt[0],Le=Vt[1],R=new Uint32Array(80),F=new Uint32Array(80),pt=class extends Q{constructor(n,o){super(128,n,16,!1);d(this,"Ah",0);d(this,"Al",0);d(this,"Bh",0);d(this,"Bl",0);d(this,"Ch",0);d(this,"Cl",0);d(this,"Dh",0);d(this,"Dl",0);d(this,"Eh",0);d(this,"El",0);d(this,"Fh",0);d(this,"Fl",0);d(this,"Gh",0);d(this,"Gl",0);d(this,"Hh",0);d(this,"Hl",0);this.Ah=o[0]|0,this.Al=o[1]|0,this.Bh=o[2]|0,this.Bl=o[3]|0,this.Ch=o[4]|0,this.Cl=o[5]|0,this.Dh=o[6]|0,this.Dl=o[7]|0,this.Eh=o[8]|0,this.El=o[9]|0,this.Fh=o[10]|0,this.Fl=o[11]|0,this.Gh=o[12]|0,this.Gl=o[13]|0,this.Hh=o[14]|0,this.Hl=o[15]|0}get(){let{Ah:n,Al:o,Bh:r,Bl:s,Ch:c,Cl:f,Dh:a,Dl:h,Eh:x,El:u,Fh:b,Fl:p,Gh:w,Gl:g,Hh:m,Hl:A}=this;return[n,o,r,s,c,f,a,h,x,u,b,p,w,g,m,A]}set(n,o,r,s,c,f,a,h,x,u,b,p,w,g,m,A){this.Ah=n|0,this.Al=o|0,this.Bh=r|0,this.Bl=s|0,this.Ch=c|0,this.Cl=f|0,this.Dh=a|0,this.Dl=h|0,this.Eh=x|0,this.El=u|0,this.Fh=b|0,this.Fl=p|0,this.Gh=w|0,this.Gl=g|0,this.Hh=m|0,this.Hl=A|0}_cloneInto(n){return(n||(n=new this.constructor)).set(...this.get()),this._cloneIntoMeta(n)}process(n,o){for(let l=0;l<16;l++,o+=4)R[l]=n.getUint32(o),F[l]=n.getUint32(o+=4);for(let l=16;l<80;l++){let E=R[l-15]|0,B=F[l-15]|0,k=Y(E,B,1)^Y(E,B,8)^ht(E,B,7),tt=j(E,B,1)^j(E,B,8)^dt(E,B,7),U=R[l-2]|0,S=F[l-2]|0,K=Y(U,S,19)^M(U,S,61)^ht(U,S,6),et=j(U,S,19)^N(U,S,61)^dt(U,S,6),P=kt(tt,et,F[l-7],F[l-16]),nt=Mt(P,k,K,R[l-7],R[l-16]);R[l]=nt|0,F[l]=P|0}let{Ah:r,Al:s,Bh:c,Bl:f,Ch:a,Cl:h,Dh:x,Dl:u,Eh:b,El:p,Fh:w,Fl:g,Gh:m,Gl:A,Hh:_,Hl:C}=this;for(let l=0;l<80;l++){let E=Y(b,p,14)^Y(b,p,18)^M(b,p,41),B=j(b,p,14)^j(b,p,18)^N(b,p,41),k=b&w^~b&m,tt=p&g^~p&A,U=Nt(C,B,tt,Le[l],F[l]),S=Kt(U,_,E,k,He[l],R[l]),K=U|0,et=Y(r,s,28)^M(r,s,34)^M(r,s,39),P=j(r,s,28)^N(r,s,34)^N(r,s,39),nt=r&c^r&a^c&a,Qt=s&f^s&h^f&h;_=m|0,C=A|0,m=w|0,A=g|0,w=b|0,g=p|0,{h:b,l:p}=T(x|0,u|0,S|0,K|0),x=a|0,u=h|0,a=c|0,h=f|0,c=r|0,f=s|0;let wt=jt(K,P,Qt);r=$t(wt,S,et,nt),s=wt|0}({h:r,l:s}=T(this.Ah|0,this.Al|0,r|0,s|0)),{h:c,l:f}=T(this.Bh|0,this.Bl|0,c|0,f|0),{h:a,l:h}=T(this.Ch|0,this.Cl|0,a|0,h|0),{h:x,l:u}=T(this.Dh|0,this.Dl|0,x|0,u|0),{h:b,l:p}=T(this.Eh|0,this.El|0,b|0,p|0),{h:w,l:g}=T(this.Fh|0,this.Fl|0,w|0,g|0),{h:m,l:A}=T(this.Gh|0,this.Gl|0,m|0,A|0),{h:_,l:C}=T(this.Hh|0,this.Hl|0,_|0,C|0),this.set(r,s,c,f,a,h,x,u,b,p,w,g,m,A,_,C)}roundClean(){bt(R,F)}destroy(){this.destroyed=!0,bt(this.buffer),this.set(0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0)}},yt=class extends pt{constructor(){super(64,zt)}};var Jt=It(()=>new yt,qt(3));at.sha512=Jt;return ce(Te);})();
+/* END VENDORED */
+    return noble;
   })();
 
   let keyP = null;
@@ -181,8 +132,8 @@
         const pub = b64(await crypto.subtle.exportKey('raw', k.publicKey));
         return { pub, kind: 'webcrypto', sign: async (d) => b64(await crypto.subtle.sign('Ed25519', k.privateKey, d)) };
       } catch (e) {
-        const k = ed(crypto.getRandomValues(new Uint8Array(32)));
-        return { pub: b64(k.pub), kind: 'js', sign: async (d) => b64(k.sign(d)) };
+        const seed = crypto.getRandomValues(new Uint8Array(32));
+        return { pub: b64(ed.getPublicKey(seed)), kind: 'js', sign: async (d) => b64(ed.sign(d, seed)) };
       }
     })());
 

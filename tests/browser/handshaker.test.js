@@ -1,5 +1,5 @@
 // netget.js embedded by a page of another (allowed) origin: handshake, discovery, watch events
-// from real service processes, reconnection, errors, module use and the built-in signer.
+// from real service processes, reconnection, errors, module use and the bundled @noble signer.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -147,7 +147,7 @@ test('an ES module import installs globalThis.netget; connect() defaults to the 
   assert.equal((await page.evaluate(() => netget.ready)).network, 'development');
 });
 
-test('without WebCrypto Ed25519 the built-in signer completes the handshake', { timeout: 30000 }, async () => {
+test('without WebCrypto Ed25519 the bundled @noble signer completes the handshake', { timeout: 30000 }, async () => {
   const { page } = browser;
   pages.routes['/f.html'] = `<!doctype html><meta charset="utf-8">
     <script>Object.defineProperty(crypto, 'subtle', { value: undefined });</script>
