@@ -207,3 +207,25 @@ test('a session the registry closes as idle (4001) comes back when the page call
     await own.stop();
   }
 });
+
+test('a page whose renderer is killed leaves the registry at once, long before its session timeout', { timeout: 60000 }, async () => {
+  // A 60 s session timeout: were the registry to wait for silence, the page would linger a minute.
+  const own = await h.startRegistry({ cors: [pages.origin], args: ['--session-timeout', '60s'] });
+  const page = await browser.context.newPage();
+  try {
+    const sessions = async () => (await h.httpJSON('GET', `${own.url}/health`)).json.sessions;
+    pages.routes['/k.html'] = h.embedPage(own.url);
+    await page.goto(`${pages.origin}/k.html`);
+    await page.evaluate(() => netget.ready.then(() => netget.watch('web', () => {}).ready));
+    await h.waitFor(async () => (await sessions()) === 1, 10000, 'the page\'s session');
+    // The renderer dies as in a crash: no unload, no close frame from the page's code.
+    const cdp = await browser.context.newCDPSession(page);
+    // Not awaited: the call settles only once the page is closed.
+    cdp.send('Page.crash').catch(() => {});
+    // Bounded well below the session timeout: the closed connection is what removes it.
+    await h.waitFor(async () => (await sessions()) === 0, 10000, 'the session to go');
+  } finally {
+    await page.close().catch(() => {});
+    await own.stop();
+  }
+});
