@@ -36,10 +36,9 @@ fn client(urls: &[&str], timeout: Duration) -> Netget {
     Netget::new(o).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_watcher_of_a_busy_service_is_still_timed_out() {
-    let (reg, _d) = common::registry_with(|c| c.with_session_timeout(Duration::from_secs(1))).await;
-    // A tiny receive buffer so the registry's writes back up quickly once we stop reading.
+/// A session over a socket with a tiny receive buffer, so the registry's writes back up quickly
+/// once the test stops reading.
+async fn tiny_buffer_session(reg: &netget::RegistryHandle) -> common::Raw {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let tcp = sock.connect(reg.local_addr()).await.unwrap();
@@ -60,6 +59,13 @@ async fn a_frozen_watcher_of_a_busy_service_is_still_timed_out() {
     )
     .await;
     common::raw_recv(&mut s).await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_watcher_of_a_busy_service_is_still_timed_out() {
+    let (reg, _d) = common::registry_with(|c| c.with_session_timeout(Duration::from_secs(1))).await;
+    let mut s = tiny_buffer_session(&reg).await;
     common::raw_send(
         &mut s,
         r#"{"type":"register","id":1,"name":"victim","instanceId":"v1","instance":{"address":"http://x:1"}}"#,
@@ -167,4 +173,53 @@ async fn idle_sessions_cost_the_registry_little_memory() {
         "{SESSIONS} idle sessions took the registry from {before} to {after} KiB ({per_session} KiB each)"
     );
     drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_lags_gets_a_snapshot_of_the_current_state_instead_of_stale_events() {
+    let (reg, _d) =
+        common::registry_with(|c| c.with_session_timeout(Duration::from_secs(20))).await;
+    let mut s = tiny_buffer_session(&reg).await;
+    common::raw_send(&mut s, r#"{"type":"watch","id":2,"name":"churn"}"#).await;
+    common::raw_recv(&mut s).await;
+    // The watcher stops reading while the service changes far faster than it could be told.
+    let dir = reg.directory().clone();
+    let rest = Owner::Rest {
+        ttl: Some(Duration::from_secs(60)),
+        token: None,
+    };
+    for i in 0..6000 {
+        dir.register(
+            inst("churn", &format!("c{}", i % 4), 7000 + i % 7),
+            rest.clone(),
+        )
+        .unwrap();
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let net = NetworkName::new("development").unwrap();
+    let churn = ServiceName::new("churn").unwrap();
+    let now = dir.discover(&net, &churn, false, &[]).unwrap().instances;
+    // Reading again: what was queued, then a snapshot in place of what was missed, holding the
+    // state as it is now.
+    let mut snapshot = None;
+    for _ in 0..20_000 {
+        match tokio::time::timeout(Duration::from_secs(10), common::raw_recv(&mut s)).await {
+            Ok(ServerMessage::Snapshot { name, instances }) if name == churn => {
+                snapshot = Some(instances);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let snapshot = snapshot.expect("no snapshot after the watcher lagged");
+    let ids = |v: &[std::sync::Arc<Instance>]| {
+        v.iter()
+            .map(|i| (i.id.to_string(), i.metadata.as_str().len()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&snapshot), ids(&now));
+    reg.shutdown().await.unwrap();
 }
