@@ -186,7 +186,11 @@ impl WireDuration {
         if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
             return Err(bad());
         }
-        Ok(WireDuration(Duration::from_secs_f64(secs)))
+        // Whole milliseconds, the resolution durations are written in, so that what is read is
+        // exactly what is written back ("0.624ms" was read as 624 µs and written as "0ms").
+        Ok(WireDuration(Duration::from_millis(
+            (secs * 1000.0).round() as u64
+        )))
     }
 }
 
