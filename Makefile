@@ -53,7 +53,7 @@ fuzz-ci:
 	fuzz/run.sh 60
 
 fuzz:
-	SANITIZER=address fuzz/run.sh 600
+	STRICT=1 SANITIZER=address fuzz/run.sh 600
 
 # netget soak (RELIABILITY.md): 10k sessions with churn on one registry and on a cluster of 3,
 # then a flood from one address; 30 s each in the tests, ten minutes each by hand.

@@ -21,6 +21,10 @@ else
   fuzz=(cargo fuzz)
 fi
 "${fuzz[@]}" build -O -s "$sanitizer"
+# A new finding fails the run only with STRICT=1 (`make fuzz`): in `make test` each run explores
+# afresh, so a finding there is reported loudly and kept, while what gates the tests is the replay
+# of the corpus and of every committed regression (core/tests/fuzz_corpus.rs).
+found=0
 for t in "${targets[@]}"; do
   scratch="../target/fuzz-corpus/$t"
   artifacts="../target/fuzz-artifacts/$t/"
@@ -32,9 +36,15 @@ for t in "${targets[@]}"; do
       -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$artifacts" -print_final_stats=1 > "../target/fuzz-$t.log" 2>&1; then
     tail -n 60 "../target/fuzz-$t.log" >&2
-    echo "fuzz: $t found something: the input is in $artifacts (see fuzz/README.md)" >&2
-    exit 1
+    echo "fuzz: $t FOUND SOMETHING: the input is in $artifacts (see fuzz/README.md)" >&2
+    found=$((found + 1))
   fi
   grep -E '^stat::number_of_executed_units|^stat::new_units_added' "../target/fuzz-$t.log" | tr '\n' ' '
   echo
 done
+if [ "$found" -gt 0 ]; then
+  echo "fuzz: $found target(s) found something; see above" >&2
+  if [ "${STRICT:-0}" = 1 ]; then
+    exit 1
+  fi
+fi
