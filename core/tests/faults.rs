@@ -19,19 +19,9 @@ use netget::{DiscoverOptions, Netget, NetgetOptions};
 
 /// A registry process on loopback port 0 over `data`, with `extra` flags.
 fn registry_on(data: &Path, extra: &[&str]) -> ChildGuard {
-    let mut args = vec![
-        "registry",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-        "--session-timeout",
-        "2s",
-    ];
+    let mut args = vec!["--session-timeout", "2s"];
     args.extend_from_slice(extra);
-    let g = common::spawn_netget(&args);
-    assert!(g.url.starts_with("http://127.0.0.1:"), "{}", g.first_line);
-    g
+    common::registry_on(data, &args)
 }
 
 async fn get_json(url: &str, path: &str) -> Option<serde_json::Value> {

@@ -12,20 +12,6 @@ use netget::client::rest::RestClient;
 use netget::model::{HealthCheck, InstanceId, NetworkName, Registration, ServiceName};
 use netget::registry::store::{Store, STORE_FILE};
 
-fn registry_on(data: &std::path::Path, extra: &[&str]) -> common::ChildGuard {
-    let mut args = vec![
-        "registry",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let g = common::spawn_netget(&args);
-    assert!(g.url.starts_with("http://127.0.0.1:"), "{}", g.first_line);
-    g
-}
-
 fn reg(address: &str) -> Registration {
     common::durable(address)
 }
@@ -46,7 +32,7 @@ async fn a_clean_restart_keeps_registrations_checks_policies_and_claims() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let mut first = registry_on(&data, &["--config", config.to_str().unwrap()]);
+    let mut first = common::registry_on(&data, &["--config", config.to_str().unwrap()]);
     let rest = RestClient::new(&first.url).unwrap();
     let mut with_check = reg("http://127.0.0.1:1");
     with_check.tags = vec!["v1".into()];
@@ -78,7 +64,7 @@ async fn a_clean_restart_keeps_registrations_checks_policies_and_claims() {
         .expect("clean stop");
 
     // Restarted without the config: the stored policies still hold.
-    let second = registry_on(&data, &[]);
+    let second = common::registry_on(&data, &[]);
     assert!(
         second.first_line.contains("production (token)"),
         "{}",
@@ -135,7 +121,7 @@ async fn every_acknowledged_write_survives_sigkill_at_random_moments() {
     // whose deregistration was sent but not acknowledged is left out: either outcome is right.
     let acked: Arc<Mutex<BTreeMap<String, Option<String>>>> = Arc::default();
     for round in 0..3 {
-        let mut registry = registry_on(&data, &[]);
+        let mut registry = common::registry_on(&data, &[]);
         let rest = RestClient::new(&registry.url).unwrap();
         // Everything acknowledged before is still there, exactly.
         let present = rest.discover("development", "w", false, &[]).await.unwrap();
@@ -195,7 +181,7 @@ async fn every_acknowledged_write_survives_sigkill_at_random_moments() {
         "the writers made progress before each kill"
     );
     // A last start checks the final round.
-    let registry = registry_on(&data, &[]);
+    let registry = common::registry_on(&data, &[]);
     let rest = RestClient::new(&registry.url).unwrap();
     let present = rest.discover("development", "w", false, &[]).await.unwrap();
     let have: BTreeMap<String, String> = present
@@ -217,7 +203,7 @@ async fn every_acknowledged_write_survives_sigkill_at_random_moments() {
 #[test]
 fn a_second_registry_on_the_same_data_dir_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = registry_on(dir.path(), &[]);
+    let _first = common::registry_on(dir.path(), &[]);
     let out = std::process::Command::new(common::bin())
         .args([
             "registry",

@@ -36,6 +36,24 @@ fn client(urls: &[&str], timeout: Duration) -> Netget {
     Netget::new(o).unwrap()
 }
 
+/// `changes` REST registrations of the four instances of `churn`, each with other metadata.
+async fn churn(dir: &netget::registry::directory::Directory, changes: usize) {
+    let rest = Owner::Rest {
+        ttl: Some(Duration::from_secs(60)),
+        token: None,
+    };
+    for i in 0..changes {
+        dir.register(
+            inst("churn", &format!("c{}", i % 4), 7000 + i % 7),
+            rest.clone(),
+        )
+        .unwrap();
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 /// A session over a socket with a tiny receive buffer, so the registry's writes back up quickly
 /// once the test stops reading.
 async fn tiny_buffer_session(reg: &netget::RegistryHandle) -> common::Raw {
@@ -76,20 +94,7 @@ async fn a_frozen_watcher_of_a_busy_service_is_still_timed_out() {
     common::raw_recv(&mut s).await;
     // From here the peer neither reads nor writes, its socket open: frozen.
     let dir = reg.directory().clone();
-    let rest = Owner::Rest {
-        ttl: Some(Duration::from_secs(60)),
-        token: None,
-    };
-    for i in 0..6000 {
-        dir.register(
-            inst("churn", &format!("c{}", i % 4), 7000 + i % 7),
-            rest.clone(),
-        )
-        .unwrap();
-        if i % 50 == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
+    churn(&dir, 6000).await;
     let victim = ServiceName::new("victim").unwrap();
     let net = NetworkName::new("development").unwrap();
     let gone = common::wait_until(Duration::from_secs(6), || async {
@@ -184,20 +189,7 @@ async fn a_watcher_that_lags_gets_a_snapshot_of_the_current_state_instead_of_sta
     common::raw_recv(&mut s).await;
     // The watcher stops reading while the service changes far faster than it could be told.
     let dir = reg.directory().clone();
-    let rest = Owner::Rest {
-        ttl: Some(Duration::from_secs(60)),
-        token: None,
-    };
-    for i in 0..6000 {
-        dir.register(
-            inst("churn", &format!("c{}", i % 4), 7000 + i % 7),
-            rest.clone(),
-        )
-        .unwrap();
-        if i % 50 == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
+    churn(&dir, 6000).await;
     let net = NetworkName::new("development").unwrap();
     let churn = ServiceName::new("churn").unwrap();
     let now = dir.discover(&net, &churn, false, &[]).unwrap().instances;

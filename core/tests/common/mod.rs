@@ -157,6 +157,22 @@ pub fn spawn_registry(extra: &[&str]) -> ChildGuard {
     g
 }
 
+/// A registry process on 127.0.0.1:0 over `data` (kept by the caller, so a test can restart it
+/// on the same store), with `extra` flags.
+pub fn registry_on(data: &std::path::Path, extra: &[&str]) -> ChildGuard {
+    let mut args = vec![
+        "registry",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let g = spawn_netget(&args);
+    assert!(g.url.starts_with("http://127.0.0.1:"), "{}", g.first_line);
+    g
+}
+
 /// Polls `cond` every 20 ms until it holds or `within` passes; returns the time it took. Time is
 /// the runtime's: on a paused clock, `within` is virtual too.
 pub async fn wait_until<F, Fut>(within: Duration, mut cond: F) -> Option<Duration>
