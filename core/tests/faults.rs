@@ -381,6 +381,126 @@ async fn a_registry_frozen_past_the_liveness_bound_then_resumed_leaves_no_duplic
     }
 }
 
+/// One raw session kept alive the way a node keeps it (a `ping` every interval it was given),
+/// counting the answers it reads and noting when the registry ends it.
+struct Kept {
+    pongs: Arc<std::sync::atomic::AtomicU64>,
+    ended: Arc<Mutex<Option<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn kept_session(url: &str, i: usize) -> Kept {
+    use futures_util::StreamExt;
+    use netget::client::send_message;
+    use netget::wire::{ClientMessage, ServerMessage};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut c = netget::testsuite::open(url).await.unwrap();
+    send_message(
+        &mut c.socket,
+        &ClientMessage::Register {
+            id: 1,
+            name: netget::model::ServiceName::new("paused").unwrap(),
+            instance_id: netget::model::InstanceId::new(&format!("p{i}")).ok(),
+            instance: netget::testsuite::payload(i),
+        },
+    )
+    .await
+    .unwrap();
+    let pongs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ended = Arc::new(Mutex::new(None));
+    let (p, e) = (pongs.clone(), ended.clone());
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(c.welcome.ping_interval);
+        let mut id = 10;
+        let why = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    id += 1;
+                    if let Err(err) = send_message(&mut c.socket, &ClientMessage::Ping { id }).await {
+                        break format!("send: {err}");
+                    }
+                }
+                frame = c.socket.next() => match frame {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Ok(ServerMessage::Pong { .. }) = ServerMessage::parse(&t) {
+                            p.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    Some(Ok(Message::Close(f))) => break format!("closed: {f:?}"),
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => break format!("read: {err}"),
+                    None => break "ended".to_string(),
+                },
+            }
+        };
+        *e.lock().unwrap() = Some(why);
+    });
+    Kept { pongs, ended, task }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_paused_for_less_than_the_session_timeout_reads_what_arrived_before_judging_liveness(
+) {
+    // A process can be paused without being dead: a VM's stolen time, swapping, a debugger, a
+    // loaded machine. Its sessions' pings wait in the kernel meanwhile, and once it runs again
+    // it must read them before it decides that a session went silent.
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry_on(dir.path(), &[]);
+    let mut sessions = Vec::new();
+    for i in 0..40 {
+        sessions.push(kept_session(&reg.url, i).await);
+    }
+    let held = common::wait_until(Duration::from_secs(10), || async {
+        ids_of(&reg.url, "paused").await.len() == 40
+    })
+    .await;
+    assert!(held.is_some(), "{:?}", ids_of(&reg.url, "paused").await);
+
+    // Paused for 1.8 s, under the 2 s session timeout; the sessions go on pinging.
+    reg.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let before: Vec<u64> = sessions
+        .iter()
+        .map(|s| s.pongs.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    reg.signal("CONT");
+
+    // Every session answered again after the pause (or ended): by then the registry has judged
+    // each one at least once.
+    let judged = common::wait_until(Duration::from_secs(10), || async {
+        sessions.iter().zip(&before).all(|(s, b)| {
+            s.ended.lock().unwrap().is_some()
+                || s.pongs.load(std::sync::atomic::Ordering::Relaxed) > b + 1
+        })
+    })
+    .await;
+    assert!(
+        judged.is_some(),
+        "the registry did not answer after the pause"
+    );
+    let ended: Vec<String> = sessions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            s.ended
+                .lock()
+                .unwrap()
+                .clone()
+                .map(|w| format!("p{i}: {w}"))
+        })
+        .collect();
+    assert!(
+        ended.is_empty(),
+        "{} of 40 sessions ended: {:?}",
+        ended.len(),
+        &ended[..ended.len().min(5)]
+    );
+    assert_eq!(ids_of(&reg.url, "paused").await.len(), 40);
+    for s in sessions {
+        s.task.abort();
+    }
+}
+
 /// Runs a command line through `sh -c`, panicking with its output when it fails.
 fn sh(line: &str) -> String {
     let out = std::process::Command::new("sh")

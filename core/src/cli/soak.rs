@@ -194,6 +194,10 @@ async fn keep(
                     Ok(_) => {}
                     Err(e) => return Err(Error::Protocol(format!("unreadable frame: {e}"))),
                 },
+                // Why the registry ended it, for the report (the stream ends right after).
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return Err(Error::Closed(format!("the registry closed the session ({} {})", u16::from(f.code), f.reason)));
+                }
                 Some(Ok(_)) => {}
             },
         }

@@ -16,7 +16,7 @@ use super::connection::{self, Connection, Socket};
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::model::{ChannelName, EventKind, Instance, InstanceId, Registration, ServiceName};
-use crate::wire::{ClientMessage, ResultData, ServerMessage};
+use crate::wire::{ClientMessage, Liveness, ResultData, ServerMessage};
 
 /// A request the actor sends for an API call.
 #[derive(Debug, Clone)]
@@ -386,10 +386,29 @@ impl Actor {
         }
 
         let silence_limit = welcome.session_timeout;
-        let mut tick = tokio::time::interval(welcome.ping_interval.max(Duration::from_millis(50)));
-        let mut last_seen = Instant::now();
+        let mut liveness = Liveness::new(
+            silence_limit,
+            welcome.ping_interval.max(Duration::from_millis(50)),
+        );
+        let mut tick = liveness.checks();
         loop {
+            // The registry's frames first: after a pause of this process they are read before
+            // the overdue tick judges (see `Liveness`).
             tokio::select! {
+                biased;
+                frame = stream.next() => {
+                    liveness.heard();
+                    let frame = match frame {
+                        None => return self.lost(pending, Error::Unreachable("registry closed the connection".into())),
+                        Some(Err(e)) => return self.lost(pending, Error::Unreachable(format!("connection lost: {e}"))),
+                        Some(Ok(f)) => f,
+                    };
+                    match connection::decode(frame) {
+                        Ok(Some(msg)) => self.on_message(msg, &mut pending),
+                        Ok(None) => {}
+                        Err(e) => return self.lost(pending, e),
+                    }
+                }
                 cmd = self.cmd_rx.recv() => {
                     let Some(cmd) = cmd else {
                         let _ = sink.send(Message::Close(None)).await;
@@ -430,21 +449,8 @@ impl Actor {
                         return self.lost(pending, e);
                     }
                 }
-                frame = stream.next() => {
-                    last_seen = Instant::now();
-                    let frame = match frame {
-                        None => return self.lost(pending, Error::Unreachable("registry closed the connection".into())),
-                        Some(Err(e)) => return self.lost(pending, Error::Unreachable(format!("connection lost: {e}"))),
-                        Some(Ok(f)) => f,
-                    };
-                    match connection::decode(frame) {
-                        Ok(Some(msg)) => self.on_message(msg, &mut pending),
-                        Ok(None) => {}
-                        Err(e) => return self.lost(pending, e),
-                    }
-                }
-                _ = tick.tick() => {
-                    if last_seen.elapsed() > silence_limit {
+                due = tick.tick() => {
+                    if liveness.is_gone(due) {
                         return self.lost(pending, Error::Unreachable(format!("registry silent for {silence_limit:?}")));
                     }
                 }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::identity::{self, PROTOCOL};
 use crate::model::{ChannelName, NetworkName, ServiceName, WireDuration};
 use crate::security::RateLimiter;
-use crate::wire::{encode, ClientMessage, ResultData, ServerMessage};
+use crate::wire::{encode, ClientMessage, Liveness, ResultData, ServerMessage};
 
 /// How many outgoing frames may queue for one session before watch forwarders wait.
 const OUTBOX: usize = 1024;
@@ -374,8 +374,11 @@ impl Session {
         let (timeout, max_frame, ping_every) =
             (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
         let mut shutdown_rx = self.shared.shutdown_rx.clone();
-        let mut ping = tokio::time::interval(ping_every);
-        let mut last_seen = Instant::now();
+        // A live peer answers every ping, so its silence stays under one interval; judging
+        // against `timeout - interval` at each tick removes a silent one within `timeout` of
+        // its last frame.
+        let mut liveness = Liveness::new(timeout.saturating_sub(ping_every), ping_every);
+        let mut ping = liveness.checks();
         loop {
             if self.broken {
                 return (
@@ -383,9 +386,15 @@ impl Session {
                     "the peer is not reading its messages".into(),
                 );
             }
+            // Frames first: after a pause of this process they are read before the overdue
+            // tick judges (see `Liveness`).
             tokio::select! {
+                biased;
+                _ = stopping(&mut shutdown_rx) => {
+                    return (close::GOING_AWAY, "registry shutting down".into());
+                }
                 frame = stream.next() => {
-                    last_seen = Instant::now();
+                    liveness.heard();
                     let text = match frame {
                         None => return (close::NORMAL, "peer went away".into()),
                         Some(Err(e)) => return (read_error_code(&e), format!("read error: {e}")),
@@ -422,11 +431,8 @@ impl Session {
                         Err((id, e)) => if let Some(end) = self.refuse(id, e).await { return end; },
                     }
                 }
-                _ = ping.tick() => {
-                    // A live peer answers every ping, so its silence stays under one interval;
-                    // checking against `timeout - interval` at each tick guarantees removal
-                    // within `timeout` of the last frame.
-                    if last_seen.elapsed() + ping_every > timeout {
+                due = ping.tick() => {
+                    if liveness.is_gone(due) {
                         return (close::TIMEOUT, format!("no frame for {timeout:?}; session timed out"));
                     }
                     // The idle check comes before the ping: a ping queued with the close frame
@@ -444,9 +450,6 @@ impl Session {
                     if let Err(mpsc::error::TrySendError::Closed(_)) = self.out_tx.try_send(Message::Ping(Default::default())) {
                         return (close::GOING_AWAY, "writer gone".into());
                     }
-                }
-                _ = stopping(&mut shutdown_rx) => {
-                    return (close::GOING_AWAY, "registry shutting down".into());
                 }
             }
         }

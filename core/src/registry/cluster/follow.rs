@@ -19,7 +19,7 @@ use super::Member;
 use crate::client::connection::{decode, Connection, Dial};
 use crate::error::Result;
 use crate::model::{InstanceKey, NetworkName};
-use crate::wire::{ReplicaChange, ServerMessage, SnapshotPart};
+use crate::wire::{Liveness, ReplicaChange, ServerMessage, SnapshotPart};
 
 /// Retry delays for a lost link, doubling between these bounds (with jitter).
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -166,18 +166,20 @@ async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> Stri
     state.links.update(id, |l| l.applied = None);
     // Silence is measured from the last frame, not from the last turn of this loop: the
     // periodic check below must not re-arm it (it did, and a peer cut off by a partition was
-    // then followed forever).
-    let mut silent_until = Instant::now() + timeout;
+    // then followed forever). Checked four times per timeout, so it ends within the timeout.
+    let every = timeout / 4;
+    let mut liveness = Liveness::new(timeout.saturating_sub(every), every);
+    let mut silence = liveness.checks();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(silent_until) => return format!("no frame for {timeout:?}"),
+            biased;
             frame = socket.next() => {
                 let frame = match frame {
                     None => return "the peer closed it".into(),
                     Some(Err(e)) => return format!("read error: {e}"),
                     Some(Ok(frame)) => frame,
                 };
-                silent_until = Instant::now() + timeout;
+                liveness.heard();
                 match decode(frame) {
                     Ok(Some(ServerMessage::Replica { epoch, revision, snapshot, changes })) => {
                         apply(state, peer, &mut loading, snapshot, changes);
@@ -204,6 +206,9 @@ async fn run(state: &RegistryState, peer: &PeerCaller, conn: Connection) -> Stri
                     Err(e) => return e.to_string(),
                 }
             }
+            due = silence.tick() => if liveness.is_gone(due) {
+                return format!("no frame for {timeout:?}");
+            },
             _ = check.tick() => {
                 let link = state.links.get(id);
                 let Some(gossip) = gossiped(state, id).await.filter(|m| Some(m.epoch) == link.epoch) else {

@@ -17,7 +17,9 @@ use super::super::ops::PeerCaller;
 use super::super::session::{close, stopping, text, Stream};
 use super::super::state::RegistryState;
 use crate::model::{EventKind, InstanceKey};
-use crate::wire::{ReplicaChange, ReplicaClaim, ReplicaOrigin, ServerMessage, SnapshotPart};
+use crate::wire::{
+    Liveness, ReplicaChange, ReplicaClaim, ReplicaOrigin, ServerMessage, SnapshotPart,
+};
 
 /// At most one delta frame per this window: a change that comes while the link is idle goes out
 /// at once; changes that come within the window after a frame are gathered and go out together
@@ -49,8 +51,8 @@ pub(crate) async fn serve_link(
         return gone();
     }
     let (timeout, ping_every) = (state.config.session_timeout, state.config.ping_interval);
-    let mut ping = tokio::time::interval(ping_every);
-    let mut last_seen = Instant::now();
+    let mut liveness = Liveness::new(timeout.saturating_sub(ping_every), ping_every);
+    let mut ping = liveness.checks();
     let mut shutdown = state.shutdown_rx.clone();
     // When the last delta frame went out.
     let mut last_sent: Option<Instant> = None;
@@ -109,10 +111,10 @@ pub(crate) async fn serve_link(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
                     return (close::NORMAL, "the peer closed its replication link".into());
                 }
-                Some(Ok(_)) => last_seen = Instant::now(),
+                Some(Ok(_)) => liveness.heard(),
             },
-            _ = ping.tick() => {
-                if last_seen.elapsed() + ping_every > timeout {
+            due = ping.tick() => {
+                if liveness.is_gone(due) {
                     return (close::TIMEOUT, format!("no frame for {timeout:?}; link timed out"));
                 }
                 if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(Message::Ping(Default::default())) {
