@@ -70,8 +70,14 @@ dist-test: dist
 	tests/dist/install.sh dist
 
 # System packages the build needs: protoc for the etcd client of the side-by-side benchmark.
+# Debian packages: protoc (chitchat's build), and the third-party programs the integration
+# tests use as users do: dig (DNS), prometheus (its service discovery against netget).
 deps:
-	@command -v protoc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler)
+	@need=""; \
+	command -v protoc >/dev/null 2>&1 || need="$$need protobuf-compiler"; \
+	command -v dig >/dev/null 2>&1 || need="$$need bind9-dnsutils"; \
+	command -v prometheus >/dev/null 2>&1 || need="$$need prometheus"; \
+	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 
 check: deps python
 	$(CARGO) fmt --all -- --check
@@ -81,7 +87,7 @@ check: deps python
 
 # nextest runs every test binary in parallel and ends with one summary line; plain cargo test
 # is the fallback where nextest is missing.
-rust-test:
+rust-test: deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

@@ -84,6 +84,59 @@ pub struct RegistryConfig {
     pub default_ttl: Duration,
     /// The cluster: peer registries, and how this one gossips with them.
     pub cluster: ClusterConfig,
+    /// The DNS front end.
+    pub dns: DnsConfig,
+}
+
+/// The DNS front end (`--dns-listen`, `[dns]` in `netget.toml`): service names answered from
+/// the directory over UDP and TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Where to answer queries (UDP and TCP, the same port); `None`: no DNS.
+    pub listen: Option<SocketAddr>,
+    /// The domain the names are under, lowercase, ending with a dot (`netget.`).
+    pub domain: String,
+    /// How long resolvers may cache an answer.
+    pub ttl: Duration,
+    /// Networks whose policy is not `open` that DNS answers for anyway (DNS carries no token).
+    pub networks: Vec<NetworkName>,
+    /// Also answer Consul's names: `<name>.service.consul` from the first network served,
+    /// `<name>.service.<network>.consul` from that network.
+    pub consul: bool,
+}
+
+impl Default for DnsConfig {
+    fn default() -> DnsConfig {
+        DnsConfig {
+            listen: None,
+            domain: "netget.".into(),
+            ttl: Duration::from_secs(5),
+            networks: Vec::new(),
+            consul: false,
+        }
+    }
+}
+
+impl DnsConfig {
+    /// A domain as a user writes it (`netget`, `Example.COM.`), in the form kept here.
+    pub fn set_domain(&mut self, domain: &str) -> Result<()> {
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        let valid = !d.is_empty()
+            && d.len() < 200
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !valid {
+            return Err(Error::InvalidInput(format!(
+                "[dns] domain = {domain:?} is not a domain name like \"netget\" or \"sd.example.com\""
+            )));
+        }
+        self.domain = format!("{d}.");
+        Ok(())
+    }
 }
 
 /// How a registry finds and watches its peer registries (membership by gossip over UDP).
@@ -190,6 +243,7 @@ impl RegistryConfig {
             max_subscriptions_per_session: 256,
             default_ttl: Duration::from_secs(30),
             cluster: ClusterConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 
@@ -285,6 +339,28 @@ impl RegistryConfig {
                 return Err(Error::InvalidInput("a network is configured twice".into()));
             }
         }
+        if let Some(dns) = file.dns {
+            if let Some(l) = dns.listen {
+                c.dns.listen = Some(l.parse().map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "[dns] listen = {l:?} is not an address like \"127.0.0.1:8600\""
+                    ))
+                })?);
+            }
+            if let Some(d) = dns.domain {
+                c.dns.set_domain(&d)?;
+            }
+            if let Some(t) = dns.ttl {
+                c.dns.ttl = t.0;
+            }
+            c.dns.networks = dns
+                .networks
+                .iter()
+                .map(|n| NetworkName::new(n))
+                .collect::<Result<_>>()
+                .map_err(|e| Error::InvalidInput(format!("[dns] networks: {e}")))?;
+            c.dns.consul = dns.consul;
+        }
         if let Some(cors) = file.cors {
             c.origins.allowed = cors.allowed_origins;
         }
@@ -375,6 +451,20 @@ struct FileConfig {
     cors: Option<FileCors>,
     tls: Option<FileTls>,
     limits: Option<FileLimits>,
+    dns: Option<FileDns>,
+}
+
+/// `[dns]`: the DNS front end.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDns {
+    listen: Option<String>,
+    domain: Option<String>,
+    ttl: Option<WireDuration>,
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    consul: bool,
 }
 
 /// `[cluster]`: who may replicate with this registry, and for how long a lost peer's
@@ -507,6 +597,32 @@ struct FileLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dns_section_parses_and_a_bad_domain_is_refused_with_what_to_write() {
+        let c = RegistryConfig::from_toml(
+            "[dns]\nlisten = \"127.0.0.1:8600\"\ndomain = \"SD.Example.com.\"\nttl = \"2s\"\nnetworks = [\"production\"]\nconsul = true\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.dns.listen, Some("127.0.0.1:8600".parse().unwrap()));
+        assert_eq!(c.dns.domain, "sd.example.com.");
+        assert_eq!(c.dns.ttl, Duration::from_secs(2));
+        assert_eq!(c.dns.networks, [NetworkName::new("production").unwrap()]);
+        assert!(c.dns.consul);
+        assert_eq!(RegistryConfig::new().dns, DnsConfig::default());
+        for bad in ["", "a..b", "has space", "."] {
+            let e =
+                RegistryConfig::from_toml(&format!("[dns]\ndomain = {bad:?}\n"), Path::new("."))
+                    .err()
+                    .unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            assert!(e.to_string().contains("is not a domain name"), "{e}");
+        }
+        let e = RegistryConfig::from_toml("[dns]\nlisten = \"nowhere\"\n", Path::new("."))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("127.0.0.1:8600"), "{e}");
+    }
 
     #[test]
     fn the_spec_example_config_parses() {

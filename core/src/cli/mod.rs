@@ -95,6 +95,10 @@ struct RegistryArgs {
     /// The URL peer registries should use for this one (default: its own URL).
     #[arg(long)]
     advertise: Option<String>,
+    /// Answer DNS queries for services on this address, UDP and TCP (e.g. 127.0.0.1:8600;
+    /// port 0 picks one, printed at start). Names: <name>.<network>.netget (README).
+    #[arg(long)]
+    dns_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +385,9 @@ async fn registry(a: RegistryArgs) -> Result<()> {
     if a.advertise.is_some() {
         config.cluster.advertise = a.advertise;
     }
+    if a.dns_listen.is_some() {
+        config.dns.listen = a.dns_listen;
+    }
     if !a.networks.is_empty() {
         config.networks = a
             .networks
@@ -398,6 +405,12 @@ async fn registry(a: RegistryArgs) -> Result<()> {
         handle.registry_id(),
         networks.join(", ")
     );
+    if let Some(dns) = handle.dns_addr() {
+        println!(
+            "netget DNS answering on {dns} (UDP and TCP; names under {})",
+            handle.dns_domain()
+        );
+    }
     shutdown_signal().await;
     eprintln!("shutting down: closing sessions");
     handle.shutdown().await

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod address;
+pub use address::{Endpoint, Host};
+
 /// Longest network or service name accepted (a DNS label's length, so names fit in DNS-SD later).
 pub const MAX_NAME_LEN: usize = 63;
 /// Longest instance id accepted.
@@ -155,6 +158,15 @@ impl Status {
     /// Whether discovery returns this instance by default.
     pub fn is_healthy(self) -> bool {
         !matches!(self, Status::Critical)
+    }
+
+    /// As written on the wire (`passing`, `warning`, `critical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passing => "passing",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+        }
     }
 }
 

@@ -253,12 +253,9 @@ async fn run(health: Arc<Health>, key: InstanceKey, check: HealthCheck) {
             };
             health.probe(&check).await
         };
-        let result = match probe.status {
-            Status::Passing => "passing",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-        };
-        health.metrics.checked(kind, result, started.elapsed());
+        health
+            .metrics
+            .checked(kind, probe.status.as_str(), started.elapsed());
         let status = state.observe(probe.status, &check);
         match health.directory.record_check(&key, status, probe.output) {
             Err(_) => return, // the instance is gone: so is its check

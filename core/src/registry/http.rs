@@ -51,6 +51,7 @@ fn documented() -> OpenApiRouter<Arc<RegistryState>> {
         .routes(routes!(networks))
         .routes(routes!(services))
         .routes(routes!(discover))
+        .routes(routes!(prometheus_targets))
         .routes(routes!(register, deregister))
         .routes(routes!(heartbeat))
         .routes(routes!(cluster))
@@ -420,6 +421,78 @@ async fn discover(
         answer.into_body(),
     )
         .into_response())
+}
+
+/// `?service=a&service=b&tag=t&healthy=true`: which instances Prometheus is told of.
+struct TargetsQuery {
+    services: Vec<ServiceName>,
+    tags: Vec<String>,
+    healthy_only: bool,
+}
+
+fn parse_targets_query(raw: Option<&str>) -> Result<TargetsQuery> {
+    let mut q = TargetsQuery {
+        services: Vec::new(),
+        tags: Vec::new(),
+        healthy_only: false,
+    };
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "service" => q.services.push(ServiceName::new(&v)?),
+            "tag" => q.tags.push(v.into_owned()),
+            "healthy" => {
+                q.healthy_only = match v.as_ref() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(Error::InvalidInput(format!(
+                            "query parameter healthy={other:?} must be true or false"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown query parameter {other:?}; use service, tag or healthy"
+                )))
+            }
+        }
+    }
+    Ok(q)
+}
+
+/// The network's instances as Prometheus HTTP service discovery targets (`http_sd_configs`):
+/// one target group per instance, every status unless `healthy`, `[]` when there are none.
+#[utoipa::path(get, path = "/v1/networks/{network}/prometheus", tag = "discovery",
+    params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"),
+        ("service" = Option<Vec<String>>, Query, description = "Only these services (repeatable)"),
+        ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
+        ("healthy" = Option<bool>, Query, description = "Only healthy instances (default false: every status, labelled)"),
+        ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
+    responses((status = 200, description = "Target groups", body = Vec<super::prometheus::TargetGroup>), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
+async fn prometheus_targets(
+    State(s): State<Arc<RegistryState>>,
+    ConnectInfo(remote): ConnectInfo<RemoteAddr>,
+    Path(network): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<super::prometheus::TargetGroup>>> {
+    let network = NetworkName::new(&network)?;
+    let q = parse_targets_query(query.as_deref())?;
+    let who = caller(&remote, &headers);
+    let all = ops::instances(
+        &s,
+        Caller::Http(&who),
+        &network,
+        None,
+        q.healthy_only,
+        &q.tags,
+    )?;
+    let picked = all
+        .iter()
+        .map(|i| i.as_ref())
+        .filter(|i| q.services.is_empty() || q.services.contains(&i.name));
+    Ok(Json(super::prometheus::target_groups(picked)))
 }
 
 /// The largest frame or body read at all. It sits well above the protocol limit (`max_frame`) so

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub adopted: Counter,
     /// How many revisions of each live peer are not applied here yet; read at scrape.
     replication_lag: Family<Labels, Gauge>,
+    /// DNS queries answered, by response code (`NoError`, `NXDomain`, `Refused`, …).
+    dns_queries: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -106,6 +108,7 @@ impl Metrics {
             replication_repairs: Counter::default(),
             adopted: Counter::default(),
             replication_lag: Family::default(),
+            dns_queries: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Open WebSocket sessions", m.sessions.clone());
@@ -194,6 +197,11 @@ impl Metrics {
             "Revisions of each live peer registry not applied here yet",
             m.replication_lag.clone(),
         );
+        registry.register(
+            "dns_queries",
+            "DNS queries answered, by response code",
+            m.dns_queries.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -243,6 +251,13 @@ impl Metrics {
                 .get_or_create(&vec![("reason", reason.to_string())])
                 .inc_by(n as u64);
         }
+    }
+
+    /// Counts a DNS query under its answer's response code.
+    pub fn dns_query(&self, code: impl std::fmt::Debug) {
+        self.dns_queries
+            .get_or_create(&vec![("code", format!("{code:?}"))])
+            .inc();
     }
 
     /// Counts a discovery query.

@@ -9,7 +9,9 @@
 //! - `ops`: the one pipeline of operations every front end calls (its doc gives the order of
 //!   a registration's steps); `owner`: who owns an instance and who may change it.
 //! - front ends, which translate and call `ops`: `http` (the HTTP API, the dashboard and the
-//!   WebSocket upgrade), `session` (one WebSocket session); `listener` decides who gets a
+//!   WebSocket upgrade), `session` (one WebSocket session), `dns` (names of services over
+//!   DNS, `--dns-listen`), `prometheus` (Prometheus' HTTP service discovery);
+//!   `listener` decides who gets a
 //!   connection at all (caps per address and in total, under the open-file limit).
 //! - what `ops` works with: [`directory`] (instances and watch channels), `channels`
 //!   (publish/subscribe), `health` (active checks), [`store`] (what survives a restart),
@@ -18,6 +20,7 @@
 mod channels;
 mod cluster;
 pub mod directory;
+mod dns;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -28,6 +31,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod owner;
+mod prometheus;
 mod session;
 mod state;
 #[cfg(feature = "testsuite")]
@@ -58,6 +62,7 @@ use store::Store;
 #[derive(Debug)]
 pub struct RegistryHandle {
     addr: SocketAddr,
+    dns_addr: Option<SocketAddr>,
     tls: bool,
     state: Arc<RegistryState>,
     shutdown_tx: watch::Sender<bool>,
@@ -68,6 +73,16 @@ impl RegistryHandle {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the registry answers DNS queries (UDP and TCP), when it does.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns_addr
+    }
+
+    /// The domain DNS names are under (`netget.`).
+    pub fn dns_domain(&self) -> &str {
+        &self.state.config.dns.domain
     }
 
     /// `http://IP:PORT` (or `https://`), what clients use as a registry node.
@@ -196,6 +211,11 @@ impl Registry {
             config.header_timeout,
         )?;
         let tls = listener.is_tls();
+        let dns = match config.dns.listen {
+            Some(at) => Some(dns::bind(at).await?),
+            None => None,
+        };
+        let dns_addr = dns.as_ref().map(|d| d.local_addr()).transpose()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = RegistryState::new(config, shutdown_rx.clone(), store)?;
         ops::restore(&state, loaded);
@@ -213,11 +233,16 @@ impl Registry {
             let _ = state.cluster.set(m);
         }
         let mut stop = shutdown_rx;
+        if let (Some(bound), Some(at)) = (dns, dns_addr) {
+            tracing::info!(addr = %at, domain = %state.config.dns.domain, "DNS listening (UDP and TCP)");
+            tokio::spawn(dns::serve(bound, state.clone()));
+        }
         let task = tokio::spawn(run(listener, state.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
         Ok(RegistryHandle {
             addr,
+            dns_addr,
             tls,
             state,
             shutdown_tx,

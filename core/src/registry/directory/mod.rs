@@ -99,6 +99,18 @@ impl Directory {
         }
     }
 
+    /// Every instance of a network, by service and id.
+    pub fn instances_of(&self, network: &NetworkName) -> Result<Vec<Arc<Instance>>> {
+        let nets = self.read();
+        let services = nets
+            .get(network)
+            .ok_or_else(|| Error::unknown_network(network.as_str()))?;
+        Ok(services
+            .values()
+            .flat_map(|s| s.instances.values().map(|e| e.instance.clone()))
+            .collect())
+    }
+
     /// Subscribes to every change of a network and returns all its instances, under one lock.
     pub fn watch_network(
         &self,

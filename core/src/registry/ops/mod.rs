@@ -98,6 +98,14 @@ pub(crate) struct SessionCaller {
     pub remote: SocketAddr,
 }
 
+/// A DNS query's asker. DNS carries no token: it reads networks whose policy is `open`, and
+/// those the `[dns]` config names.
+#[derive(Debug, Clone)]
+pub(crate) struct DnsCaller {
+    /// Where the query came from.
+    pub remote: SocketAddr,
+}
+
 /// The instances a session holds, by service and id (a session has one network).
 pub(crate) type Held = HashSet<(ServiceName, InstanceId)>;
 
@@ -108,6 +116,8 @@ pub(crate) enum Caller<'a> {
     Http(&'a HttpCaller),
     /// A WebSocket session, with the instances it holds now.
     Session(&'a SessionCaller, &'a Held),
+    /// A DNS query: reads only.
+    Dns(&'a DnsCaller),
 }
 
 /// What an operation does with a network: reads may be allowed where writes are not.
@@ -123,6 +133,7 @@ impl Caller<'_> {
         match self {
             Caller::Http(_) => "http",
             Caller::Session(..) => "websocket",
+            Caller::Dns(_) => "dns",
         }
     }
 
@@ -141,6 +152,20 @@ impl Caller<'_> {
                 }
                 Ok(())
             }),
+            Caller::Dns(_) if access == Access::Write => {
+                Err(Error::Forbidden("DNS only reads the directory".into()))
+            }
+            Caller::Dns(_) => {
+                let open = matches!(state.guard.policy(network)?, Policy::Open);
+                if open || state.config.dns.networks.contains(network) {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden(format!(
+                        "network {:?} is not open, and [dns] networks does not list it",
+                        network.as_str()
+                    )))
+                }
+            }
             Caller::Session(s, _) if &s.network == network => Ok(()),
             Caller::Session(s, _) => Err(Error::Forbidden(format!(
                 "this session is in network {:?}, not {:?}; open a session in that network",
@@ -165,6 +190,8 @@ impl Caller<'_> {
                 session: s.id,
                 key: s.public_key.clone(),
             },
+            // Never asked for: every write of a DNS caller is refused at step 1.
+            Caller::Dns(_) => Owner::Rest { ttl, token: None },
         }
     }
 
@@ -182,6 +209,7 @@ impl Caller<'_> {
                 token: s.token.clone(),
                 ..FilterRequest::new(kind, network.as_str(), s.remote.to_string())
             },
+            Caller::Dns(d) => FilterRequest::new(kind, network.as_str(), d.remote.to_string()),
         }
     }
 }
@@ -272,7 +300,7 @@ pub(crate) async fn register(
             name.as_str(),
             &reg.address,
         ))?,
-        (None, Caller::Http(_)) => {
+        (None, Caller::Http(_) | Caller::Dns(_)) => {
             return Err(Error::InvalidInput(
                 "an HTTP registration names its instance id in its path".into(),
             ))
@@ -357,7 +385,7 @@ fn check_signature(
                 "signed registrations go over a WebSocket session, where the key is known".into(),
             ))
         }
-        Caller::Http(_) => return Ok(()),
+        Caller::Http(_) | Caller::Dns(_) => return Ok(()),
         Caller::Session(s, _) => s,
     };
     match (&reg.signature, reg.signed_at) {
@@ -466,6 +494,36 @@ pub(crate) fn discover(
     Ok(answer)
 }
 
+/// The instances matching a query, of one service or (`service` None) of the whole network, for
+/// front ends that answer in a format of their own (DNS, Prometheus, Consul's API).
+pub(crate) fn instances(
+    state: &RegistryState,
+    caller: Caller<'_>,
+    network: &NetworkName,
+    service: Option<&ServiceName>,
+    healthy_only: bool,
+    tags: &[String],
+) -> Result<Vec<Arc<Instance>>> {
+    caller.check_access(state, network, Access::Read)?;
+    let found = match service {
+        Some(name) => {
+            state
+                .directory
+                .discover(network, name, healthy_only, tags)?
+                .instances
+        }
+        None => {
+            let mut all = state.directory.instances_of(network)?;
+            all.retain(|i| {
+                (!healthy_only || i.status.is_healthy()) && tags.iter().all(|t| i.tags.contains(t))
+            });
+            all
+        }
+    };
+    state.metrics.discovered(caller.transport());
+    Ok(found)
+}
+
 /// Service names of a network with their counts.
 pub(crate) fn services(
     state: &RegistryState,
@@ -537,7 +595,7 @@ pub(crate) async fn publish(
     .await?;
     let from = match caller {
         Caller::Session(s, _) => Some(s.public_key.clone()),
-        Caller::Http(_) => None,
+        Caller::Http(_) | Caller::Dns(_) => None,
     };
     let message = ChannelMessage {
         channel,
