@@ -393,6 +393,9 @@ impl RegistryConfig {
             if let Some(v) = l.idle_timeout {
                 d.idle_timeout = v.0;
             }
+            if let Some(v) = l.max_blocking_wait {
+                d.max_blocking_wait = v.0;
+            }
             if let Some(v) = l.max_frame_bytes {
                 c.max_frame = v;
             }
@@ -583,6 +586,7 @@ struct FileLimits {
     failed_auths_per_second_per_ip: Option<u32>,
     failed_auth_burst_per_ip: Option<u32>,
     idle_timeout: Option<WireDuration>,
+    max_blocking_wait: Option<WireDuration>,
     max_frame_bytes: Option<usize>,
     max_sessions: Option<usize>,
     max_connections: Option<usize>,

@@ -348,6 +348,8 @@ pub struct Limits {
     pub failed_auth_rate: u32,
     /// Failed authentications an IP address may make at once.
     pub failed_auth_burst: u32,
+    /// The longest a blocking query of the Consul-compatible API waits (Consul's own cap).
+    pub max_blocking_wait: Duration,
 }
 
 impl Default for Limits {
@@ -360,6 +362,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             failed_auth_rate: 1,
             failed_auth_burst: 30,
+            max_blocking_wait: Duration::from_secs(600),
         }
     }
 }

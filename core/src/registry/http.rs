@@ -60,6 +60,13 @@ fn documented() -> OpenApiRouter<Arc<RegistryState>> {
         .routes(routes!(openapi_json))
         .routes(routes!(handshaker_js))
         .routes(routes!(dashboard))
+        .routes(routes!(super::consul::agent_self))
+        .routes(routes!(super::consul::catalog_services))
+        .routes(routes!(super::consul::catalog_service))
+        .routes(routes!(super::consul::health_service))
+        .routes(routes!(super::consul::agent_register))
+        .routes(routes!(super::consul::agent_deregister))
+        .routes(routes!(super::consul::agent_check_pass))
 }
 
 /// The OpenAPI document of every route [`router`] serves.
@@ -130,14 +137,14 @@ async fn gate(
     response
 }
 
-fn header(h: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
 
 /// The bearer token of a request, if any.
-fn bearer(h: &HeaderMap) -> Option<String> {
+pub(super) fn bearer(h: &HeaderMap) -> Option<String> {
     let v = header(h, "authorization")?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
@@ -216,9 +223,12 @@ async fn dashboard() -> Response {
         .into_response()
 }
 
-type ApiResult<T> = std::result::Result<T, ApiError>;
+pub(super) type ApiResult<T> = std::result::Result<T, ApiError>;
 
-async fn not_found() -> ApiError {
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    if let Some(e) = super::consul::unsupported(&method, uri.path()) {
+        return ApiError(e);
+    }
     ApiError(Error::NotFound(
         "no such endpoint; see the HTTP API in README.md (e.g. GET /v1/networks)".into(),
     ))
@@ -503,7 +513,7 @@ fn transport_limit(s: &RegistryState) -> usize {
 }
 
 /// Reads a JSON body, telling apart "not JSON" from "JSON of the wrong shape".
-fn parse_body<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(
     s: &RegistryState,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<T> {

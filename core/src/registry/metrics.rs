@@ -63,6 +63,8 @@ pub struct Metrics {
     replication_lag: Family<Labels, Gauge>,
     /// DNS queries answered, by response code (`NoError`, `NXDomain`, `Refused`, …).
     dns_queries: Family<Labels, Counter>,
+    /// Blocking queries of the Consul-compatible API waiting now.
+    pub blocking_queries: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,6 +111,7 @@ impl Metrics {
             adopted: Counter::default(),
             replication_lag: Family::default(),
             dns_queries: Family::default(),
+            blocking_queries: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Open WebSocket sessions", m.sessions.clone());
@@ -201,6 +204,11 @@ impl Metrics {
             "dns_queries",
             "DNS queries answered, by response code",
             m.dns_queries.clone(),
+        );
+        registry.register(
+            "consul_blocking_queries",
+            "Blocking queries of the Consul-compatible API waiting now",
+            m.blocking_queries.clone(),
         );
         Metrics { registry, ..m }
     }

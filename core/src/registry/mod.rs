@@ -10,7 +10,8 @@
 //!   a registration's steps); `owner`: who owns an instance and who may change it.
 //! - front ends, which translate and call `ops`: `http` (the HTTP API, the dashboard and the
 //!   WebSocket upgrade), `session` (one WebSocket session), `dns` (names of services over
-//!   DNS, `--dns-listen`), `prometheus` (Prometheus' HTTP service discovery);
+//!   DNS, `--dns-listen`), `consul` (Consul's HTTP API, the common subset), `prometheus`
+//!   (Prometheus' HTTP service discovery);
 //!   `listener` decides who gets a
 //!   connection at all (caps per address and in total, under the open-file limit).
 //! - what `ops` works with: [`directory`] (instances and watch channels), `channels`
@@ -19,6 +20,7 @@
 
 mod channels;
 mod cluster;
+mod consul;
 pub mod directory;
 mod dns;
 #[cfg(feature = "fuzzing")]

@@ -18,16 +18,13 @@ use std::sync::{Arc, Mutex, RwLock};
 mod owned;
 mod service;
 
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 pub use super::owner::Owner;
 pub use crate::model::InstanceKey;
 use owned::OwnedFeed;
 pub use owned::{OwnedChange, OwnedSnapshot};
-use service::{
-    memo, next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer, NETWORK_FEED_BUFFER,
-};
+use service::{memo, next_generation, Entry, NetworkFeed, RemovalHook, Service, Timer};
 pub use service::{Change, Memo, WatchReceiver};
 
 use crate::error::{Error, Result};
@@ -48,7 +45,7 @@ pub struct Directory {
     /// store can forget them. Called under the directory's lock: it must only queue work.
     rest_removed: std::sync::OnceLock<RemovalHook>,
     /// One feed per network, for whole-network watchers.
-    feeds: HashMap<NetworkName, NetworkFeed>,
+    feeds: HashMap<NetworkName, Arc<NetworkFeed>>,
     /// The numbered changes of the instances this registry owns, for the cluster.
     owned: Arc<OwnedFeed>,
 }
@@ -84,7 +81,7 @@ impl Directory {
             rest_removed: std::sync::OnceLock::new(),
             feeds: networks
                 .iter()
-                .map(|n| (n.clone(), broadcast::channel(NETWORK_FEED_BUFFER).0))
+                .map(|n| (n.clone(), NetworkFeed::new()))
                 .collect(),
             owned: Arc::default(),
         }
@@ -111,6 +108,14 @@ impl Directory {
             .collect())
     }
 
+    /// The network's revision, to wait on: one more with every change of its instances.
+    pub fn revision(&self, network: &NetworkName) -> Result<tokio::sync::watch::Receiver<u64>> {
+        self.feeds
+            .get(network)
+            .map(|f| f.revision.subscribe())
+            .ok_or_else(|| Error::unknown_network(network.as_str()))
+    }
+
     /// Subscribes to every change of a network and returns all its instances, under one lock.
     pub fn watch_network(
         &self,
@@ -126,7 +131,7 @@ impl Directory {
             .ok_or_else(|| Error::unknown_network(network.as_str()))?;
         // Subscribing under the read lock: every change takes the write lock, so none falls
         // between the snapshot and the stream.
-        let rx = feed.subscribe();
+        let rx = feed.changes.subscribe();
         let snapshot = services
             .values()
             .flat_map(|s| s.instances.values().map(|e| e.instance.clone()))

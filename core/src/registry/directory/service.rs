@@ -57,7 +57,22 @@ impl Entry {
 
 /// Every change of one network, for watchers of the whole network (dashboards). Always
 /// allocated (networks are few); sent to only while someone listens.
-pub(super) type NetworkFeed = broadcast::Sender<Change>;
+/// A network's changes, shared by its services: the broadcast whole-network watchers read, and
+/// the network's revision (a count of its changes, from 1), which blocking queries wait on.
+#[derive(Debug)]
+pub(super) struct NetworkFeed {
+    pub(super) changes: broadcast::Sender<Change>,
+    pub(super) revision: tokio::sync::watch::Sender<u64>,
+}
+
+impl NetworkFeed {
+    pub(super) fn new() -> Arc<NetworkFeed> {
+        Arc::new(NetworkFeed {
+            changes: broadcast::channel(NETWORK_FEED_BUFFER).0,
+            revision: tokio::sync::watch::Sender::new(1),
+        })
+    }
+}
 
 /// Changes a whole-network watcher may fall behind by before it gets a fresh snapshot.
 pub(super) const NETWORK_FEED_BUFFER: usize = 4096;
@@ -82,7 +97,7 @@ pub(super) struct Service {
     /// cannot afford.
     pub(super) events_tx: Option<broadcast::Sender<Change>>,
     /// The network's feed, shared by its services.
-    pub(super) feed: Option<NetworkFeed>,
+    pub(super) feed: Option<Arc<NetworkFeed>>,
     /// The registry's feed of owned changes, shared by every service.
     pub(super) owned: Option<Arc<OwnedFeed>>,
 }
@@ -113,7 +128,13 @@ impl Service {
                 owned.record(kind, &instance, owner);
             }
         }
-        let network_listens = self.feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
+        if let Some(f) = &self.feed {
+            f.revision.send_modify(|r| *r += 1);
+        }
+        let network_listens = self
+            .feed
+            .as_ref()
+            .is_some_and(|f| f.changes.receiver_count() > 0);
         if self.events_tx.is_none() && !network_listens {
             return;
         }
@@ -124,7 +145,7 @@ impl Service {
         };
         if network_listens {
             if let Some(f) = &self.feed {
-                let _ = f.send(change.clone());
+                let _ = f.changes.send(change.clone());
             }
         }
         if let Some(tx) = &self.events_tx {

@@ -524,6 +524,17 @@ pub(crate) fn instances(
     Ok(found)
 }
 
+/// The network's revision (one more per change of its instances), to wait on: what the
+/// Consul-compatible API's blocking queries answer from.
+pub(crate) fn revision(
+    state: &RegistryState,
+    caller: Caller<'_>,
+    network: &NetworkName,
+) -> Result<tokio::sync::watch::Receiver<u64>> {
+    caller.check_access(state, network, Access::Read)?;
+    state.directory.revision(network)
+}
+
 /// Service names of a network with their counts.
 pub(crate) fn services(
     state: &RegistryState,
