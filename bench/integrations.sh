@@ -6,13 +6,15 @@
 # (py-consul). A benchmark run by hand, not part of CI; a few tens of seconds on 2 cores.
 #
 #   bench/integrations.sh            SECONDS_EACH=30 bench/integrations.sh
+#   NETGET=target/dist/netget bench/integrations.sh      (a binary already built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 seconds=${SECONDS_EACH:-10}
 
 command -v dnsperf >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf; }
-cargo build --release -p netget-core --bin netget
+netget=${NETGET:-target/release/netget}
+[ -n "${NETGET:-}" ] || cargo build --release -p netget-core --bin netget
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c 'import consul' 2>/dev/null || .venv/bin/pip install -q 'py-consul>=1.8,<2'
 
@@ -27,7 +29,7 @@ trap cleanup EXIT
 
 # The load tool's limits (no per-address rate limit: one address drives everything here).
 printf '[limits]\nrequests_per_second_per_ip = 0\n[dns]\nttl = "5s"\n' >"$work/netget.toml"
-./target/release/netget registry --listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
+"$netget" registry --listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
   --data "$work/data" --config "$work/netget.toml" >"$work/out.log" 2>"$work/err.log" &
 pid=$!
 for _ in $(seq 1 100); do
