@@ -440,7 +440,9 @@ impl Registration {
 
 /// A whole number as JSON may write it, `80` or `80.0`: JSON Schema's `integer` (what the OpenAPI
 /// document says) admits both, and a client generating JSON from floats writes the second.
-fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+pub(crate) fn whole_u32<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u32>, D::Error> {
     let Some(v) = Option::<f64>::deserialize(d)? else {
         return Ok(None);
     };

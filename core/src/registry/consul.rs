@@ -70,15 +70,18 @@ fn parse_query(raw: Option<&str>) -> Result<Query> {
     let mut q = Query::default();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         match k.as_ref() {
+            // An empty `dc` is the default datacenter, as in Consul.
+            "dc" if v.is_empty() => q.dc = None,
             "dc" => q.dc = Some(v.into_owned()),
             "index" => {
-                q.index = Some(v.parse().map_err(|_| {
+                let index = v.parse().ok().filter(|i| *i <= i64::MAX as u64);
+                q.index = Some(index.ok_or_else(|| {
                     Error::InvalidInput(format!(
-                    "index={v:?} must be a whole number, the X-Consul-Index of an earlier answer"
-                ))
+                        "index={v:?} must be a whole number, the X-Consul-Index of an earlier answer"
+                    ))
                 })?)
             }
-            "wait" => q.wait = Some(WireDuration::parse(&v)?.0),
+            "wait" => q.wait = Some(consul_duration("wait", &v)?.0),
             "passing" => {
                 q.passing = match v.as_ref() {
                     "" | "1" | "true" => true,
@@ -110,6 +113,21 @@ fn asked(
     let network = network_of(s, q.dc.as_deref())?;
     Ok((q, who, network))
 }
+
+/// A datacenter as the OpenAPI document describes it: a network name, or empty (the default).
+pub struct DatacenterSchema;
+
+impl utoipa::PartialSchema for DatacenterSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .max_length(Some(crate::model::MAX_NAME_LEN))
+            .pattern(Some(r"^([A-Za-z0-9][A-Za-z0-9_\-\.]*)?$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DatacenterSchema {}
 
 /// The network a datacenter names: `dc`, or the first network served.
 fn network_of(state: &RegistryState, dc: Option<&str>) -> Result<NetworkName> {
@@ -419,9 +437,9 @@ pub(super) async fn agent_self(State(s): State<Arc<RegistryState>>) -> ApiResult
 
 /// The services of a datacenter (network), each with the tags its instances carry.
 #[utoipa::path(get, path = "/v1/catalog/services", tag = "consul",
-    params(("dc" = Option<String>, Query, description = "The network (default: the first served)"),
+    params(("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
         ("index" = Option<u64>, Query, description = "Block until the network's revision moves past this X-Consul-Index"),
-        ("wait" = Option<String>, Query, description = "How long to block at most (default 5m)"),
+        ("wait" = Option<crate::model::DurationSchema>, Query, description = "How long to block at most (default 5m)"),
         ("x-consul-token" = Option<String>, Header, description = "A token, for networks whose policy is `token`")),
     responses((status = 200, description = "Service names with their tags", body = BTreeMap<String, Vec<String>>), (status = "default", description = REFUSED, body = super::openapi::ErrorAnswer)))]
 pub(super) async fn catalog_services(
@@ -464,10 +482,10 @@ async fn service_query(
 /// The instances of a service.
 #[utoipa::path(get, path = "/v1/catalog/service/{name}", tag = "consul",
     params(("name" = ServiceName, Path, description = "The service name"),
-        ("dc" = Option<String>, Query, description = "The network (default: the first served)"),
+        ("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
         ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
         ("index" = Option<u64>, Query, description = "Block until the network's revision moves past this X-Consul-Index"),
-        ("wait" = Option<String>, Query, description = "How long to block at most (default 5m)"),
+        ("wait" = Option<crate::model::DurationSchema>, Query, description = "How long to block at most (default 5m)"),
         ("x-consul-token" = Option<String>, Header, description = "A token, for networks whose policy is `token`")),
     responses((status = 200, description = "The service's instances", body = Vec<CatalogEntry>), (status = "default", description = REFUSED, body = super::openapi::ErrorAnswer)))]
 pub(super) async fn catalog_service(
@@ -485,11 +503,11 @@ pub(super) async fn catalog_service(
 /// The instances of a service with their checks; `passing` keeps those whose check passes.
 #[utoipa::path(get, path = "/v1/health/service/{name}", tag = "consul",
     params(("name" = ServiceName, Path, description = "The service name"),
-        ("dc" = Option<String>, Query, description = "The network (default: the first served)"),
+        ("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
         ("passing" = Option<bool>, Query, description = "Only instances whose check is passing"),
         ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
         ("index" = Option<u64>, Query, description = "Block until the network's revision moves past this X-Consul-Index"),
-        ("wait" = Option<String>, Query, description = "How long to block at most (default 5m)"),
+        ("wait" = Option<crate::model::DurationSchema>, Query, description = "How long to block at most (default 5m)"),
         ("x-consul-token" = Option<String>, Header, description = "A token, for networks whose policy is `token`")),
     responses((status = 200, description = "The service's instances and their checks", body = Vec<HealthEntry>), (status = "default", description = REFUSED, body = super::openapi::ErrorAnswer)))]
 pub(super) async fn health_service(
@@ -515,17 +533,26 @@ pub(super) async fn health_service(
 pub struct AgentServiceRegistration {
     /// The instance id (default: the name).
     #[serde(rename = "ID")]
-    id: Option<String>,
+    id: Option<InstanceId>,
     /// The service name.
-    name: String,
+    name: ServiceName,
+    #[schema(value_type = Option<Vec<crate::model::TagSchema>>, max_items = 32)]
     tags: Option<Vec<String>>,
     /// The host (default: the address the request came from).
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     address: Option<String>,
-    port: Option<u16>,
+    #[serde(default, deserialize_with = "crate::model::whole_u32")]
+    #[schema(maximum = 65535)]
+    port: Option<u32>,
     meta: Option<BTreeMap<String, String>>,
-    /// One check.
+    /// The service's check (netget runs one per service: `Check`, or `Checks` with one).
     check: Option<AgentCheck>,
-    /// Checks: at most one `TTL` and one `HTTP` or `TCP`.
+    /// The service's check, as a list of one.
+    #[schema(max_items = 1)]
     checks: Option<Vec<AgentCheck>>,
     weights: Option<AgentWeights>,
     /// Accepted and ignored.
@@ -538,8 +565,11 @@ pub struct AgentServiceRegistration {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AgentWeights {
     /// The instance's weight.
+    #[serde(default, deserialize_with = "crate::model::whole_u32")]
+    #[schema(maximum = 10000)]
     passing: Option<u32>,
     /// Accepted and ignored.
+    #[serde(default, deserialize_with = "crate::model::whole_u32")]
     #[allow(dead_code)]
     warning: Option<u32>,
 }
@@ -548,8 +578,10 @@ pub struct AgentWeights {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AgentCheck {
-    /// Left out, or `service:<ID>` (the id netget gives a service's check).
+    /// Accepted; netget calls a service's check `service:<ID>` whatever it is given, and
+    /// `/v1/agent/check/pass` takes that (or the ID alone).
     #[serde(rename = "CheckID")]
+    #[allow(dead_code)]
     check_id: Option<String>,
     /// Accepted and ignored.
     #[allow(dead_code)]
@@ -560,16 +592,30 @@ pub struct AgentCheck {
     /// Accepted and ignored (a check starts passing).
     #[allow(dead_code)]
     status: Option<String>,
+    /// A TTL check: the service renews it with `/v1/agent/check/pass` (one of `TTL`, `HTTP`,
+    /// `TCP`).
     #[serde(rename = "TTL")]
+    #[schema(value_type = Option<crate::model::DurationSchema>)]
     ttl: Option<String>,
+    /// An HTTP check's URL.
     #[serde(rename = "HTTP")]
+    #[schema(max_length = 1024, pattern = "^https?://")]
     http: Option<String>,
+    /// A TCP check's `host:port`.
     #[serde(rename = "TCP")]
+    #[schema(max_length = 1024, pattern = "^[^/]+:[0-9]+$")]
     tcp: Option<String>,
+    #[schema(value_type = Option<crate::model::DurationSchema>)]
     interval: Option<String>,
+    #[schema(value_type = Option<crate::model::DurationSchema>)]
     timeout: Option<String>,
+    #[schema(value_type = Option<crate::model::DurationSchema>)]
     deregister_critical_service_after: Option<String>,
+    #[serde(default, deserialize_with = "crate::model::whole_u32")]
+    #[schema(minimum = 1, maximum = 100)]
     success_before_passing: Option<u32>,
+    #[serde(default, deserialize_with = "crate::model::whole_u32")]
+    #[schema(minimum = 1, maximum = 100)]
     failures_before_critical: Option<u32>,
 }
 
@@ -627,9 +673,29 @@ fn canonical_keys(v: serde_json::Value) -> serde_json::Value {
 }
 
 fn duration(what: &str, v: &Option<String>) -> Result<Option<WireDuration>> {
-    v.as_deref()
-        .map(|s| WireDuration::parse(s).map_err(|e| Error::InvalidInput(format!("{what}: {e}"))))
-        .transpose()
+    v.as_deref().map(|s| consul_duration(what, s)).transpose()
+}
+
+/// A duration as Consul's clients write one (`500ms`, `30s`, `5m`, `1h`) and the OpenAPI
+/// document describes it: a whole number above 0, with its unit.
+fn consul_duration(what: &str, v: &str) -> Result<WireDuration> {
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let most = match &v[digits.len()..] {
+        "ms" | "s" => 9,
+        "m" => 7,
+        "h" => 5,
+        _ => 0,
+    };
+    let whole = !digits.is_empty()
+        && digits.len() <= most
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if !whole {
+        return Err(Error::InvalidInput(format!(
+            "{what} {v:?}: write a whole number above 0 with its unit, e.g. 30s or 5m"
+        )));
+    }
+    WireDuration::parse(v)
 }
 
 /// A Consul registration as a netget one.
@@ -637,22 +703,31 @@ fn to_registration(
     r: AgentServiceRegistration,
     remote: std::net::IpAddr,
 ) -> Result<(ServiceName, InstanceId, Registration)> {
-    let name = ServiceName::new(&r.name)?;
-    let id = InstanceId::new(r.id.as_deref().unwrap_or(&r.name))?;
-    let mut checks: Vec<AgentCheck> = r.checks.unwrap_or_default();
-    checks.extend(r.check);
-    let (mut ttl, mut health) = (None, None);
-    for c in checks {
-        if let Some(cid) = &c.check_id {
-            if *cid != format!("service:{}", id) {
-                return Err(Error::InvalidInput(format!(
-                    "CheckID {cid:?}: netget names a service's check service:{id}; leave CheckID out"
-                )));
+    let name = r.name;
+    let id = match r.id {
+        Some(id) => id,
+        None => InstanceId::new(name.as_str())?,
+    };
+    let checks = r.checks.unwrap_or_default();
+    let check =
+        match (r.check, checks.len()) {
+            (Some(_), 1..) => return Err(Error::InvalidInput(
+                "give the check as Check or as Checks, not both: netget runs one check per service"
+                    .into(),
+            )),
+            (_, 2..) => {
+                return Err(Error::InvalidInput(
+                    "netget runs one check per service: Checks may hold one".into(),
+                ))
             }
-        }
+            (Some(c), _) => Some(c),
+            (None, _) => checks.into_iter().next(),
+        };
+    let (mut ttl, mut health) = (None, None);
+    if let Some(c) = check {
         match (&c.ttl, &c.http, &c.tcp) {
-            (Some(_), None, None) if ttl.is_none() => ttl = duration("TTL", &c.ttl)?,
-            (None, Some(_), None) | (None, None, Some(_)) if health.is_none() => {
+            (Some(_), None, None) => ttl = duration("TTL", &c.ttl)?,
+            (None, Some(_), None) | (None, None, Some(_)) => {
                 health = Some(HealthCheck {
                     http: c.http.clone(),
                     tcp: c.tcp.clone(),
@@ -666,15 +741,13 @@ fn to_registration(
                     failures_before_critical: c.failures_before_critical,
                 })
             }
-            (None, None, None) => return Err(Error::InvalidInput(
-                "a check needs TTL, HTTP or TCP (netget runs no scripts, gRPC or Docker checks)"
-                    .into(),
-            )),
-            _ => return Err(Error::InvalidInput(
-                "netget takes at most one TTL check and one HTTP or TCP check per service, each \
-                     with one of TTL, HTTP or TCP"
-                    .into(),
-            )),
+            _ => {
+                return Err(Error::InvalidInput(
+                    "a check has one of TTL, HTTP or TCP (netget runs no scripts, gRPC or Docker \
+                     checks)"
+                        .into(),
+                ))
+            }
         }
     }
     if ttl.is_none() && health.is_none() {
@@ -687,6 +760,9 @@ fn to_registration(
         host
     };
     let address = match r.port {
+        Some(p) if p > u32::from(u16::MAX) => {
+            return Err(Error::InvalidInput(format!("Port {p} is over 65535")))
+        }
         Some(p) => format!("{host}:{p}"),
         None => host,
     };
@@ -709,7 +785,7 @@ fn to_registration(
 
 /// Registers a service as Consul's agent does: a REST registration in the datacenter's network.
 #[utoipa::path(put, path = "/v1/agent/service/register", tag = "consul",
-    params(("dc" = Option<String>, Query, description = "The network (default: the first served)"),
+    params(("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
         ("x-consul-token" = Option<String>, Header, description = "A token, for networks whose policy is `token`")),
     request_body(content = AgentServiceRegistration, content_type = "application/json"),
     responses((status = 200, description = "Registered (an empty body)"), (status = "default", description = REFUSED, body = super::openapi::ErrorAnswer)))]
@@ -739,36 +815,36 @@ pub(super) async fn agent_register(
     Ok(().into_response())
 }
 
-/// The one instance of the network with this id (Consul's service ids are unique per agent;
-/// netget's per service).
+/// The instances of the network with this id: one for what the Consul API registered (an id is
+/// a service's there); several only where netget's own API gave one id to several services, and
+/// then Consul's endpoints act on all of them.
 fn by_id(
     s: &RegistryState,
     who: &HttpCaller,
     network: &NetworkName,
     id: &str,
-) -> Result<(NetworkName, ServiceName, InstanceId)> {
-    let id = InstanceId::new(id)?;
-    let all = ops::instances(s, Caller::Http(who), network, None, false, &[])?;
-    let mut found = all.iter().filter(|i| i.id == id);
-    match (found.next(), found.next()) {
-        (Some(i), None) => Ok((i.network.clone(), i.name.clone(), id)),
-        (None, _) => Err(Error::NotFound(format!(
-            "no service with ID {:?} in {:?}",
-            id.as_str(),
+) -> Result<Vec<(NetworkName, ServiceName, InstanceId)>> {
+    let found: Vec<_> = match InstanceId::new(id) {
+        Ok(id) => ops::instances(s, Caller::Http(who), network, None, false, &[])?
+            .iter()
+            .filter(|i| i.id == id)
+            .map(|i| (i.network.clone(), i.name.clone(), id.clone()))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if found.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no service with ID {id:?} in {:?}",
             network.as_str()
-        ))),
-        (Some(_), Some(_)) => Err(Error::InvalidInput(format!(
-            "several services of {:?} have the ID {:?}; use netget's own API, which names the service",
-            network.as_str(),
-            id.as_str()
-        ))),
+        )));
     }
+    Ok(found)
 }
 
 /// Deregisters a service registered through the agent (or over REST) by its id.
 #[utoipa::path(put, path = "/v1/agent/service/deregister/{id}", tag = "consul",
     params(("id" = InstanceId, Path, description = "The service's ID"),
-        ("dc" = Option<String>, Query, description = "The network (default: the first served)"),
+        ("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
         ("x-consul-token" = Option<String>, Header, description = "A token, for networks whose policy is `token`")),
     responses((status = 200, description = "Deregistered (an empty body)"), (status = "default", description = REFUSED, body = super::openapi::ErrorAnswer)))]
 pub(super) async fn agent_deregister(
@@ -779,15 +855,16 @@ pub(super) async fn agent_deregister(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (_, who, network) = asked(&s, &remote, &headers, raw.as_deref())?;
-    let key = by_id(&s, &who, &network, &id)?;
-    ops::deregister(&s, Caller::Http(&who), &key).await?;
+    for key in by_id(&s, &who, &network, &id)? {
+        ops::deregister(&s, Caller::Http(&who), &key).await?;
+    }
     Ok(().into_response())
 }
 
 /// Marks a TTL check passing: renews the TTL of the service whose check it is.
 #[utoipa::path(put, path = "/v1/agent/check/pass/{check}", tag = "consul",
     params(("check" = String, Path, description = "`service:<ID>` (or the service's ID)"),
-        ("dc" = Option<String>, Query, description = "The network (default: the first served)"),
+        ("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
         ("x-consul-token" = Option<String>, Header, description = "A token, for networks whose policy is `token`")),
     responses((status = 200, description = "Renewed (an empty body)"), (status = "default", description = REFUSED, body = super::openapi::ErrorAnswer)))]
 pub(super) async fn agent_check_pass(
@@ -799,8 +876,9 @@ pub(super) async fn agent_check_pass(
 ) -> ApiResult<Response> {
     let (_, who, network) = asked(&s, &remote, &headers, raw.as_deref())?;
     let id = check.strip_prefix("service:").unwrap_or(&check);
-    let key = by_id(&s, &who, &network, id)?;
-    ops::heartbeat(&s, Caller::Http(&who), &key)?;
+    for key in by_id(&s, &who, &network, id)? {
+        ops::heartbeat(&s, Caller::Http(&who), &key)?;
+    }
     Ok(().into_response())
 }
 
@@ -900,10 +978,18 @@ mod tests {
         assert!(e.contains("unknown field `Connect`"), "{e}");
         let e = parse(serde_json::json!({"Name": "x", "Checks": [{"TTL": "5s"}, {"TTL": "6s"}]}))
             .unwrap_err();
-        assert!(e.contains("at most one TTL"), "{e}");
-        let e = parse(serde_json::json!({"Name": "x", "Check": {"CheckID": "mine", "TTL": "5s"}}))
-            .unwrap_err();
-        assert!(e.contains("service:x"), "{e}");
+        assert!(e.contains("Checks may hold one"), "{e}");
+        let e = parse(
+            serde_json::json!({"Name": "x", "Check": {"TTL": "5s"}, "Checks": [{"TTL": "6s"}]}),
+        )
+        .unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e =
+            parse(serde_json::json!({"Name": "x", "Check": {"TTL": "5s", "HTTP": "http://a/"}}))
+                .unwrap_err();
+        assert!(e.contains("one of TTL, HTTP or TCP"), "{e}");
+        let e = parse(serde_json::json!({"Name": ""})).unwrap_err();
+        assert!(e.contains("invalid service name"), "{e}");
     }
 
     #[test]
@@ -919,5 +1005,21 @@ mod tests {
         assert_eq!(q.tags, ["a", "b"]);
         assert!(parse_query(Some("index=x")).is_err());
         assert!(parse_query(Some("wait=forever")).is_err());
+        assert!(
+            parse_query(Some("wait=0.5")).is_err(),
+            "a wait needs its unit"
+        );
+        assert!(parse_query(Some("wait=0s")).is_err());
+        assert!(parse_query(Some("wait=1.5s")).is_err());
+        assert!(parse_query(Some("index=9223372036854775808")).is_err());
+        assert_eq!(
+            parse_query(Some("wait=500ms")).unwrap().wait,
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_query(Some("dc=")).unwrap().dc,
+            None,
+            "empty: the default"
+        );
     }
 }

@@ -475,7 +475,7 @@ fn parse_targets_query(raw: Option<&str>) -> Result<TargetsQuery> {
 /// one target group per instance, every status unless `healthy`, `[]` when there are none.
 #[utoipa::path(get, path = "/v1/networks/{network}/prometheus", tag = "discovery",
     params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"),
-        ("service" = Option<Vec<String>>, Query, description = "Only these services (repeatable)"),
+        ("service" = Option<Vec<ServiceName>>, Query, description = "Only these services (repeatable)"),
         ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
         ("healthy" = Option<bool>, Query, description = "Only healthy instances (default false: every status, labelled)"),
         ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),

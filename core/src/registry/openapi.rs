@@ -37,6 +37,33 @@ pub struct ApiDoc;
 /// Adds to `doc` the rules the derives cannot state: a health check names exactly one probe,
 /// `http` or `tcp` (so a request the document calls valid is one the registry accepts).
 pub fn add_rules(doc: &mut serde_json::Value) {
+    // A Consul check is a TTL, an HTTP or a TCP check; a registration gives it once.
+    if let Some(check) = doc.pointer_mut("/components/schemas/AgentCheck") {
+        let kind = |name: &str, others: [&str; 2]| {
+            serde_json::json!({
+                "required": [name],
+                "properties": {
+                    name: { "type": "string" },
+                    others[0]: { "type": "null" },
+                    others[1]: { "type": "null" }
+                }
+            })
+        };
+        check["oneOf"] = serde_json::json!([
+            kind("TTL", ["HTTP", "TCP"]),
+            kind("HTTP", ["TTL", "TCP"]),
+            kind("TCP", ["TTL", "HTTP"])
+        ]);
+    }
+    if let Some(reg) = doc.pointer_mut("/components/schemas/AgentServiceRegistration") {
+        reg["not"] = serde_json::json!({
+            "required": ["Check", "Checks"],
+            "properties": {
+                "Check": { "type": "object" },
+                "Checks": { "type": "array", "minItems": 1 }
+            }
+        });
+    }
     let Some(check) = doc.pointer_mut("/components/schemas/HealthCheck") else {
         return;
     };
