@@ -81,6 +81,10 @@ deps:
 
 check: deps python
 	$(CARGO) fmt --all -- --check
+	@# The fuzz crate is a workspace of its own: its lock file must follow the core's dependencies
+	@# (a stale one is rewritten by the fuzz build and leaves the checkout dirty).
+	@$(CARGO) metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null || \
+		(echo "fuzz/Cargo.lock is out of date: run cargo update -w --manifest-path fuzz/Cargo.toml and commit it" >&2; exit 1)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check bindings-py tests examples
 	$(VENV)/bin/ruff format --check bindings-py tests examples
