@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::http::{bearer, header, parse_body, ApiResult};
+use super::http::{bearer, flag, header, parse_body, ApiResult};
 use super::listener::RemoteAddr;
 use super::ops::{self, Caller, HttpCaller, Registering};
 use super::state::RegistryState;
@@ -82,17 +82,7 @@ fn parse_query(raw: Option<&str>) -> Result<Query> {
                 })?)
             }
             "wait" => q.wait = Some(consul_duration("wait", &v)?.0),
-            "passing" => {
-                q.passing = match v.as_ref() {
-                    "" | "1" | "true" => true,
-                    "0" | "false" => false,
-                    other => {
-                        return Err(Error::InvalidInput(format!(
-                            "passing={other:?} must be true or false"
-                        )))
-                    }
-                }
-            }
+            "passing" => q.passing = flag(&k, &v)?,
             "tag" => q.tags.push(v.into_owned()),
             "token" => q.token = Some(v.into_owned()),
             _ => {}

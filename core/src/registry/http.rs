@@ -368,22 +368,26 @@ struct DiscoverQuery {
     tags: Vec<String>,
 }
 
+/// A query parameter that is a flag: `true`, `1` or empty (present), or `false`, `0`.
+pub(super) fn flag(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(Error::InvalidInput(format!(
+            "query parameter {key}={other:?} must be true or false"
+        ))),
+    }
+}
+
 fn parse_discover_query(raw: Option<&str>) -> Result<DiscoverQuery> {
     let mut q = DiscoverQuery {
         healthy_only: true,
         tags: Vec::new(),
     };
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        let flag = || match v.as_ref() {
-            "true" | "1" | "" => Ok(true),
-            "false" | "0" => Ok(false),
-            other => Err(Error::InvalidInput(format!(
-                "query parameter {k}={other:?} must be true or false"
-            ))),
-        };
         match k.as_ref() {
-            "healthy" => q.healthy_only = flag()?,
-            "all" => q.healthy_only = !flag()?,
+            "healthy" => q.healthy_only = flag(&k, &v)?,
+            "all" => q.healthy_only = !flag(&k, &v)?,
             "tag" => q.tags.push(v.into_owned()),
             other => {
                 return Err(Error::InvalidInput(format!(
@@ -450,17 +454,7 @@ fn parse_targets_query(raw: Option<&str>) -> Result<TargetsQuery> {
         match k.as_ref() {
             "service" => q.services.push(ServiceName::new(&v)?),
             "tag" => q.tags.push(v.into_owned()),
-            "healthy" => {
-                q.healthy_only = match v.as_ref() {
-                    "true" | "1" | "" => true,
-                    "false" | "0" => false,
-                    other => {
-                        return Err(Error::InvalidInput(format!(
-                            "query parameter healthy={other:?} must be true or false"
-                        )))
-                    }
-                }
-            }
+            "healthy" => q.healthy_only = flag(&k, &v)?,
             other => {
                 return Err(Error::InvalidInput(format!(
                     "unknown query parameter {other:?}; use service, tag or healthy"
