@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # netget vs etcd, side by side on this machine: installs what the comparison needs, builds
-# release, runs it (under 5 minutes on 2 cores) and draws bench/results.png.
+# release, runs it (about 5 minutes on 2 cores) and draws bench/results.png.
 # A benchmark run by hand, not part of CI. Extra arguments go to netget-vs-etcd, e.g.
 #   bench/run.sh --killed 2000
 set -euo pipefail

@@ -13,7 +13,7 @@ use netget::model::Registration;
 
 use crate::procs::{rss, start_etcd, start_holder};
 use crate::stats::{etcd_value, sample, sent_at, strided, CpuMeter, Latency, PhaseCpu};
-use crate::{bounded, Figures, Opts, Res};
+use crate::{bounded, wrk, Figures, Opts, Res};
 
 const PREFIX: &str = "/services/development/";
 
@@ -253,6 +253,47 @@ async fn killed_nodes(
     }
 }
 
+/// Discovery through etcd's JSON gateway (`POST /v3/kv/range`, the 10 keys of the service's
+/// prefix, linearizable as the gRPC reads above) driven by wrk for `wrk_secs`, after checking
+/// once that the request wrk repeats answers the 10 keys. Returns queries/s and the CPU.
+async fn wrk_discovery(
+    opts: &Opts,
+    endpoint: &str,
+    pid: Option<u32>,
+    dir: &Path,
+) -> Res<(f64, PhaseCpu)> {
+    let prefix = format!("{PREFIX}bench-discovery/");
+    // The end of a prefix range: the prefix with its last byte one higher ('/' + 1 = '0').
+    let end = format!("{PREFIX}bench-discovery0");
+    let body = format!(
+        r#"{{"key":"{}","range_end":"{}"}}"#,
+        wrk::base64(prefix.as_bytes()),
+        wrk::base64(end.as_bytes())
+    );
+    let req = wrk::Request {
+        base: endpoint,
+        path: "/v3/kv/range",
+        json: Some(&body),
+    };
+    let (status, answer) = req.once().await?;
+    let kvs = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v.get("kvs").and_then(|k| k.as_array()).map(Vec::len));
+    if status != 200 || kvs != Some(10) {
+        return Err(
+            format!("etcd's JSON gateway answered {status} with {kvs:?} keys: {answer}").into(),
+        );
+    }
+    let meter = CpuMeter::start(pid);
+    let (rate, wrk_cpu_ms) = bounded(
+        "etcd discovery driven by wrk",
+        req.drive(opts.wrk_secs, opts.wrk_connections, dir),
+    )
+    .await?;
+    let ops = (rate * opts.wrk_secs as f64) as usize;
+    Ok((rate, meter.stop(ops).with_loadgen(wrk_cpu_ms)))
+}
+
 /// Every etcd figure, in one etcd process.
 pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     let mut f = Figures::default();
@@ -317,10 +358,14 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
         )
         .await?,
     );
+    let (rate, cpu) = wrk_discovery(opts, &endpoint, pid, dir).await?;
+    f.discovery_wrk_per_sec = Some(rate);
+    f.cpu.insert("discoveryWrk".into(), cpu);
     eprintln!(
-        "etcd: {} discoveries/s ({:?} serializable)",
+        "etcd: {} discoveries/s ({:?} serializable), {} through the JSON gateway driven by wrk",
         f.discovery_per_sec as u64,
-        f.discovery_serializable_per_sec.map(|v| v as u64)
+        f.discovery_serializable_per_sec.map(|v| v as u64),
+        rate as u64
     );
 
     let (pace, pace_many) = (

@@ -6,12 +6,14 @@
 //! counts), and prints one table with netget, etcd and the ratio for each figure. The results go
 //! to a JSON file (`--out`) that `bench/plot.py` draws. Run by hand (`bench/run.sh`), never in CI.
 
+mod budget;
 mod cluster;
 mod etcd_side;
 mod netget_side;
 mod procs;
 mod report;
 mod stats;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -121,9 +123,17 @@ pub struct Opts {
     /// TTL of the etcd leases of killed nodes, seconds.
     #[arg(long, default_value_t = 5)]
     pub etcd_ttl: i64,
-    /// The whole comparison is abandoned (children killed) past this many seconds.
-    #[arg(long, default_value_t = 290)]
-    pub budget_secs: u64,
+    /// Seconds the comparison may take. Past them, the side in progress stops before its next
+    /// phase and the table shows the rounds completed, marked as partial. Default: the work
+    /// asked for at a slow machine's rates, plus half again (`budget::default_for`).
+    #[arg(long)]
+    pub budget_secs: Option<u64>,
+    /// Seconds of each wrk phase (discovery driven by wrk against both sides).
+    #[arg(long, default_value_t = 5)]
+    pub wrk_secs: u64,
+    /// Connections wrk keeps open (one thread).
+    #[arg(long, default_value_t = 64)]
+    pub wrk_connections: usize,
     /// Where the results go, as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
@@ -149,6 +159,10 @@ pub struct Figures {
     /// libraries discover.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery_session_per_sec: Option<f64>,
+    /// Discovery queries/s with wrk as the load generator (netget: HTTP GET; etcd: its JSON
+    /// gateway, `POST /v3/kv/range` by prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_wrk_per_sec: Option<f64>,
     /// etcd only: the same with serializable (not linearizable) reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery_serializable_per_sec: Option<f64>,
@@ -179,8 +193,10 @@ pub struct Figures {
     pub cpu: std::collections::BTreeMap<String, stats::PhaseCpu>,
 }
 
-/// Runs `fut`, failing with `what` if it takes more than two minutes (no phase should).
+/// Runs the phase `fut`, failing with `what` if it takes more than two minutes (no phase
+/// should), or before it starts if the comparison's time budget is spent.
 pub async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = Res<T>>) -> Res<T> {
+    budget::check(what)?;
     let limit = Duration::from_secs(120);
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
@@ -229,25 +245,60 @@ async fn compare(opts: Opts) -> Res<()> {
         std::env::temp_dir().join(format!("netget-vs-etcd-{}", std::process::id())),
     )?;
     let (mut netget, mut etcd) = (Vec::new(), Vec::new());
-    for round in 0..opts.rounds.max(1) {
+    let rounds = opts.rounds.max(1);
+    let mut partial = None;
+    for round in 0..rounds {
         let netget_dir = procs::TempDir::create(tmp.0.join(format!("netget-{round}")))?;
         let etcd_dir = procs::TempDir::create(tmp.0.join(format!("etcd-{round}")))?;
-        eprintln!("round {} of {}", round + 1, opts.rounds.max(1));
-        if round % 2 == 0 {
-            netget.push(netget_side::run(&opts, &netget_exe, &netget_dir.0).await?);
-            etcd.push(etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?);
-        } else {
-            etcd.push(etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?);
-            netget.push(netget_side::run(&opts, &netget_exe, &netget_dir.0).await?);
+        eprintln!("round {} of {rounds}", round + 1);
+        let both = async {
+            if round % 2 == 0 {
+                let n = netget_side::run(&opts, &netget_exe, &netget_dir.0).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
+                    n,
+                    etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?,
+                ))
+            } else {
+                let e = etcd_side::run(&opts, &opts.etcd, &etcd_dir.0).await?;
+                Ok((
+                    netget_side::run(&opts, &netget_exe, &netget_dir.0).await?,
+                    e,
+                ))
+            }
+        };
+        match both.await {
+            Ok((n, e)) => {
+                netget.push(n);
+                etcd.push(e);
+            }
+            Err(e) if budget::is_spent(e.as_ref()) => {
+                eprintln!("{e}: round {} left unfinished", round + 1);
+                partial = Some(format!(
+                    "{} of {rounds} rounds: {e} in round {} ({:.0} s in)",
+                    netget.len(),
+                    round + 1,
+                    started.elapsed().as_secs_f64()
+                ));
+                break;
+            }
+            Err(e) => return Err(e),
         }
     }
-    let report = report::Report::new(
+    if netget.is_empty() {
+        return Err(format!(
+            "no round completed within the budget ({}): give more with --budget-secs",
+            partial.unwrap_or_default()
+        )
+        .into());
+    }
+    let mut report = report::Report::new(
         &opts,
         &netget,
         &etcd,
         started.elapsed(),
         loadavg.trim().to_string(),
     )?;
+    report.partial = partial;
     report.print();
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -281,13 +332,21 @@ async fn main_async(cli: Cli) -> Res<()> {
             prefix,
         }) => etcd_side::hold(endpoint, count, ttl, prefix).await,
         None => {
-            let budget = Duration::from_secs(cli.opts.budget_secs);
-            // Dropping the comparison (budget spent, Ctrl-C, SIGTERM) kills every child.
+            let budget = cli
+                .opts
+                .budget_secs
+                .map_or_else(|| budget::default_for(&cli.opts), Duration::from_secs);
+            eprintln!("time budget: {:.0} s", budget.as_secs_f64());
+            budget::start(budget);
+            // Past the budget no phase starts, and each is bounded (two minutes), so this limit
+            // is only for a phase that hangs past its own bound.
+            let hard = budget + Duration::from_secs(300);
+            // Dropping the comparison (hard limit, Ctrl-C, SIGTERM) kills every child.
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
-                r = tokio::time::timeout(budget, compare(cli.opts)) => {
-                    r.map_err(|_| format!("the comparison took more than {budget:?}"))?
+                r = tokio::time::timeout(hard, compare(cli.opts)) => {
+                    r.map_err(|_| format!("the comparison hung past its budget ({hard:?})"))?
                 }
                 _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
                 _ = term.recv() => Err("terminated".into()),

@@ -12,7 +12,7 @@ use netget::wire::{ClientMessage, ResultData, ServerMessage};
 
 use crate::procs::{rss, start_holder, start_netget};
 use crate::stats::{sample, sent_at, strided, CpuMeter, Latency, PhaseCpu};
-use crate::{bounded, Figures, Opts, Res};
+use crate::{bounded, wrk, Figures, Opts, Res};
 
 fn name(s: &str) -> Res<ServiceName> {
     Ok(ServiceName::new(s)?)
@@ -91,6 +91,39 @@ async fn discovery(url: &str, queries: usize, inflight: usize) -> Res<f64> {
         t.await??;
     }
     Ok((per * inflight.max(1)) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// HTTP discovery of the 10-instance service driven by wrk for `wrk_secs`, after checking
+/// once that the request wrk repeats answers the 10 instances. Returns queries/s and the CPU.
+async fn wrk_discovery(
+    opts: &Opts,
+    url: &str,
+    pid: Option<u32>,
+    dir: &Path,
+) -> Res<(f64, PhaseCpu)> {
+    let req = wrk::Request {
+        base: url,
+        path: "/v1/networks/development/services/bench-discovery?healthy=true",
+        json: None,
+    };
+    let (status, body) = req.once().await?;
+    let answer: netget::model::Discovery = serde_json::from_str(&body)
+        .map_err(|e| format!("netget's discovery answer ({status}): {e}: {body}"))?;
+    if status != 200 || answer.instances.len() != 10 {
+        return Err(format!(
+            "netget's discovery answered {status} with {} instances",
+            answer.instances.len()
+        )
+        .into());
+    }
+    let meter = CpuMeter::start(pid);
+    let (rate, wrk_cpu_ms) = bounded(
+        "netget discovery driven by wrk",
+        req.drive(opts.wrk_secs, opts.wrk_connections, dir),
+    )
+    .await?;
+    let ops = (rate * opts.wrk_secs as f64) as usize;
+    Ok((rate, meter.stop(ops).with_loadgen(wrk_cpu_ms)))
 }
 
 /// `queries` discoveries of a 10-instance service over `conns` client sessions (WebSocket, the
@@ -376,6 +409,9 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     )
     .await?;
     f.cpu.insert("discovery".into(), meter.stop(opts.queries));
+    let (rate, cpu) = wrk_discovery(opts, &url, pid, dir).await?;
+    f.discovery_wrk_per_sec = Some(rate);
+    f.cpu.insert("discoveryWrk".into(), cpu);
     let mut conns = Vec::with_capacity(opts.connections);
     for _ in 0..opts.connections.max(1) {
         conns.push(open(&url).await?);
@@ -391,8 +427,10 @@ pub async fn run(opts: &Opts, exe: &Path, dir: &Path) -> Res<Figures> {
     f.discovery_session_per_sec = Some(rate);
     drop(conns);
     eprintln!(
-        "netget: {} discoveries/s over HTTP, {} over client sessions",
-        f.discovery_per_sec as u64, rate as u64
+        "netget: {} discoveries/s over HTTP, {} driven by wrk, {} over client sessions",
+        f.discovery_per_sec as u64,
+        f.discovery_wrk_per_sec.unwrap_or(0.0) as u64,
+        rate as u64
     );
 
     let (pace, pace_many) = (

@@ -85,6 +85,9 @@ pub struct Report {
     pub etcd: Figures,
     /// Each round's figures: netget's, then etcd's.
     pub rounds: Vec<(Figures, Figures)>,
+    /// Set when the time budget ran out: which rounds the table holds, and where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 fn machine(opts: &Opts) -> Machine {
@@ -242,6 +245,24 @@ impl Report {
             e.discovery_per_sec,
             Goal::RatioAtLeast(5.0),
         );
+        let wrk = format!(
+            "wrk, 1 thread, {} connections, {} s",
+            opts.wrk_connections, opts.wrk_secs
+        );
+        row(
+            format!("discovery/s, both driven by {wrk} (netget: HTTP GET; etcd: JSON gateway, POST /v3/kv/range by prefix)"),
+            "/s",
+            n.discovery_wrk_per_sec.unwrap_or(f64::NAN),
+            e.discovery_wrk_per_sec.unwrap_or(f64::NAN),
+            Goal::RatioAtLeast(5.0),
+        );
+        row(
+            format!("discovery/s (netget: HTTP GET driven by {wrk}; etcd: get by prefix, gRPC, its own client as above)"),
+            "/s",
+            n.discovery_wrk_per_sec.unwrap_or(f64::NAN),
+            e.discovery_per_sec,
+            Goal::RatioAtLeast(5.0),
+        );
         for (lat_n, lat_e, w) in [
             (&n.watch_one, &e.watch_one, 1),
             (&n.watch_many, &e.watch_many, opts.watchers),
@@ -326,6 +347,7 @@ impl Report {
             netget: n,
             etcd: e,
             rounds: Vec::new(),
+            partial: None,
         }
     }
 
@@ -344,6 +366,10 @@ impl Report {
             m.loadavg_at_end
         );
         println!();
+        if let Some(p) = &self.partial {
+            println!("**Partial run**: {p}. The table holds the rounds completed.");
+            println!();
+        }
         println!(
             "Each figure is the mean of {} rounds (netget and etcd in alternating order); the \
              ratio of each round is in the last column.",

@@ -125,7 +125,8 @@ fn disk_bytes(pid: Option<u32>) -> Option<u64> {
         .ok()
 }
 
-fn ticks(pid: &str) -> Option<u64> {
+/// CPU clock ticks (1/100 s) a process has used: `pid` is a number or `self`.
+pub(crate) fn ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the parenthesised command name, utime and stime are the 12th and 13th fields.
     let rest = stat.rsplit_once(')')?.1;
@@ -168,6 +169,15 @@ impl CpuMeter {
             loadgen_us_per_op: per(loadgen_cpu_ms),
             registry_disk_bytes_per_op: disk,
         }
+    }
+}
+
+impl PhaseCpu {
+    /// The same phase with the load generator's CPU measured elsewhere (another process: wrk).
+    pub fn with_loadgen(mut self, cpu_ms: f64) -> PhaseCpu {
+        self.loadgen_cpu_ms = cpu_ms;
+        self.loadgen_us_per_op = cpu_ms * 1000.0 / self.ops.max(1) as f64;
+        self
     }
 }
 
