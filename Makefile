@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps tools dist dist-test api-fuzz fuzz fuzz-ci soak soak-ci demo build python node test check rust-test python-test node-test browser-test bench registry
+.PHONY: deps tools dist dist-test api-fuzz fuzz fuzz-ci soak soak-ci callgrind demo build python node test check rust-test python-test node-test browser-test bench registry
 
 # The release build (with line tables), for benchmarks and profiles.
 build: deps
@@ -65,18 +65,27 @@ soak: dist
 	./target/dist/netget soak --duration 10m --interval 30s
 	./target/dist/netget soak --registries 3 --duration 10m --interval 30s --flood 30s
 
+# The hot paths' instructions per operation under valgrind's callgrind against the committed
+# bench/callgrind-baseline.json: fails naming every path more than 5 % costlier (BENCHMARKS.md,
+# "Instruction counts"). The comparison's own test first, so a guard that cannot fail fails.
+callgrind: deps
+	$(PYTHON) bench/test_callgrind.py
+	$(PYTHON) bench/callgrind.py
+
 # The artifacts in dist/, installed and run with no Rust toolchain on PATH (and the sdist built).
 dist-test: dist
 	tests/dist/install.sh dist
 
 # System packages the build needs: protoc for the etcd client of the side-by-side benchmark.
 # Debian packages: protoc (chitchat's build), and the third-party programs the integration
-# tests use as users do: dig (DNS), prometheus (its service discovery against netget).
+# tests use as users do: dig (DNS), prometheus (its service discovery against netget); valgrind
+# for the instruction counts of `make callgrind`.
 deps:
 	@need=""; \
 	command -v protoc >/dev/null 2>&1 || need="$$need protobuf-compiler"; \
 	command -v dig >/dev/null 2>&1 || need="$$need bind9-dnsutils"; \
 	command -v prometheus >/dev/null 2>&1 || need="$$need prometheus"; \
+	command -v valgrind >/dev/null 2>&1 || need="$$need valgrind"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 
 check: deps python
@@ -113,7 +122,7 @@ python-test: python node
 	$(PY) -m pytest -q
 
 # The installed artifacts last: their summary line closes the run.
-test: check rust-test node-test browser-test python-test api-fuzz fuzz-ci soak-ci dist-test
+test: check rust-test node-test browser-test python-test api-fuzz fuzz-ci soak-ci callgrind dist-test
 
 bench: build python
 	bench/run.sh
