@@ -78,8 +78,11 @@ fn directory(c: &mut Criterion) {
     c.bench_function("directory/register with 1000 watchers", |b| {
         b.iter(|| {
             m += 1;
-            d.register(inst(&net, "fan", m % 10), owner.clone())
-                .unwrap()
+            // A changed instance each time (its version): an unchanged re-registration
+            // publishes nothing, and would measure a plain update after ten iterations.
+            let mut changed = inst(&net, "fan", m % 10);
+            changed.version = Some(format!("1.0.{m}"));
+            d.register(changed, owner.clone()).unwrap()
         })
     });
     drop(receivers);

@@ -15,11 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::bench::{open, payload, rss_kib, start_child_with, ChildRegistry, LOAD_LIMITS};
+use super::bench::{payload, rss_kib, start_child_with, ChildRegistry, LOAD_LIMITS};
+use crate::client::connection::{Connection, Dial};
 use crate::client::rest::RestClient;
 use crate::client::send_message;
 use crate::error::{Error, Result};
-use crate::model::{InstanceId, ServiceName, WireDuration};
+use crate::identity::NodeKey;
+use crate::model::{InstanceId, NetworkName, ServiceName, WireDuration};
 use crate::wire::{ClientMessage, ServerMessage};
 
 /// Options of `netget soak`.
@@ -47,6 +49,10 @@ pub struct SoakArgs {
     /// in percent.
     #[arg(long, default_value_t = 25.0)]
     pub max_growth: f64,
+    /// Local addresses the sessions connect from, 127.0.0.1 to 127.0.0.N in turn: one address
+    /// has about 28,000 ephemeral ports towards one registry, so 100k sessions need 4 or more.
+    #[arg(long, default_value_t = 1)]
+    pub sources: u8,
     /// Then flood a registry (with its default limits) from one address for this long, while
     /// another address measures its latency; 0 skips it.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
@@ -69,6 +75,8 @@ struct Tally {
     events: AtomicU64,
     /// Watch latencies since the last report, in microseconds.
     latencies: Mutex<Vec<u64>>,
+    /// Local addresses to connect from (`--sources`): 127.0.0.1 to 127.0.0.N.
+    sources: u8,
 }
 
 impl Tally {
@@ -80,7 +88,14 @@ impl Tally {
             first_errors: Mutex::new(Vec::new()),
             events: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
+            sources: 1,
         }
+    }
+
+    /// The address session `n` connects from: the system's choice with one source.
+    fn source(&self, n: usize) -> Option<std::net::IpAddr> {
+        (self.sources > 1)
+            .then(|| std::net::IpAddr::from([127, 0, 0, 1 + (n % usize::from(self.sources)) as u8]))
     }
 
     fn error(&self, session: usize, e: &Error) {
@@ -139,7 +154,9 @@ async fn hold(
 ) -> Result<bool> {
     let mut c = {
         let _turn = tally.opening.acquire().await;
-        open(url).await?
+        let mut dial = Dial::new(NetworkName::new("development")?, NodeKey::generate()?);
+        dial.local_address = tally.source(n);
+        Connection::open(url, &dial).await?
     };
     let name = churned(n);
     let mut reg = payload(n);
@@ -292,25 +309,45 @@ mod tempdir {
     }
 }
 
-/// Raises this process's open-file limit to its hard limit (each session is a socket here too).
-fn raise_fd_limit() {
-    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() {
-        if soft < hard {
-            let _ = rlimit::Resource::NOFILE.set(hard, hard);
-        }
+/// Open files beyond the sessions' sockets: the registries' listeners, store, watchers of the
+/// report, the flood's connections.
+const SPARE_FILES: u64 = 1_000;
+
+/// Raises this process's open-file limit to its hard limit (each session is a socket here too,
+/// and the registry it starts inherits the limit) and refuses a run that cannot fit under it.
+fn raise_fd_limit(sessions: usize) -> Result<()> {
+    let limit = crate::registry::listener::raise_open_file_limit();
+    let needed = sessions as u64 + SPARE_FILES;
+    if limit < needed {
+        return Err(Error::InvalidInput(format!(
+            "--sessions {sessions} needs {needed} open files in this process and in the registry, \
+             but the limit here is {limit} and cannot be raised further (its hard limit, ulimit -Hn); \
+             raise the hard limit first (as a privileged user: ulimit -Hn {needed}, or \
+             LimitNOFILE= for a service), or hold at most {} sessions",
+            limit.saturating_sub(SPARE_FILES)
+        )));
     }
+    Ok(())
 }
 
 pub async fn run(a: SoakArgs) -> Result<()> {
-    raise_fd_limit();
-    if a.registries == 0 || a.sessions == 0 {
+    if a.registries == 0 || a.sessions == 0 || a.sources == 0 {
         return Err(Error::InvalidInput(
-            "--registries and --sessions must be at least 1".into(),
+            "--registries, --sessions and --sources must be at least 1".into(),
         ));
     }
-    let (registries, _dir) = start_registries(a.registries, LOAD_LIMITS, "soak").await?;
+    raise_fd_limit(a.sessions)?;
+    // Room for every session, and the sessions a churn has closed but not yet let go of.
+    let limits = format!(
+        "{LOAD_LIMITS}max_sessions = {}\n",
+        a.sessions + a.sessions / 10 + 100
+    );
+    let (registries, _dir) = start_registries(a.registries, &limits, "soak").await?;
     let pids: Vec<Option<u32>> = registries.iter().map(|r| r.child.id()).collect();
-    let tally = Arc::new(Tally::new());
+    let tally = Arc::new(Tally {
+        sources: a.sources,
+        ..Tally::new()
+    });
     let duration = a.duration.0;
     // Each session lives `sessions / (churn% × sessions)` seconds before it is reopened, so
     // that `churn` percent of them turn over each second; their lives are staggered.

@@ -85,6 +85,10 @@ pub struct Dial {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Bound on connecting plus the handshake.
     pub timeout: Duration,
+    /// The local address to connect from (the system's choice when absent): a host with several
+    /// addresses picks one, and a load test spreads its connections over several so that one
+    /// address's ephemeral ports do not run out.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Dial {
@@ -97,8 +101,60 @@ impl Dial {
             node_type: "service",
             tls: None,
             timeout: Duration::from_secs(10),
+            local_address: None,
         }
     }
+}
+
+/// A TCP connection to the host of `url` (a `ws://` or `wss://` URL) made from `local`.
+async fn connect_from(local: std::net::IpAddr, url: &str) -> Result<TcpStream> {
+    let uri: tokio_tungstenite::tungstenite::http::Uri = url
+        .parse()
+        .map_err(|e| Error::InvalidInput(format!("bad registry URL {url}: {e}")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::InvalidInput(format!("no host in {url}")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    let unreachable = |e: std::io::Error| Error::Unreachable(format!("{url} from {local}: {e}"));
+    let mut last = None;
+    for to in tokio::net::lookup_host((host, port))
+        .await
+        .map_err(unreachable)?
+    {
+        if to.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if to.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(unreachable)?;
+        socket
+            .bind(std::net::SocketAddr::new(local, 0))
+            .map_err(unreachable)?;
+        match socket.connect(to).await {
+            Ok(stream) => {
+                stream.set_nodelay(true).map_err(unreachable)?;
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => unreachable(e),
+        None => Error::Unreachable(format!(
+            "{url} has no address of the family of the local address {local}"
+        )),
+    })
 }
 
 impl Connection {
@@ -130,11 +186,29 @@ impl Connection {
         } else {
             None
         };
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), true, connector)
+        let (mut socket, _) = match dial.local_address {
+            None => {
+                tokio_tungstenite::connect_async_tls_with_config(
+                    &url,
+                    Some(config),
+                    true,
+                    connector,
+                )
                 .await
-                // Named as the user wrote it, so advice like "use http://…" fits what they typed.
-                .map_err(|e| crate::tls::describe_tls_error(registry, &e))?;
+            }
+            Some(local) => {
+                let stream = connect_from(local, &url).await?;
+                tokio_tungstenite::client_async_tls_with_config(
+                    &url,
+                    stream,
+                    Some(config),
+                    connector,
+                )
+                .await
+            }
+        }
+        // Named as the user wrote it, so advice like "use http://…" fits what they typed.
+        .map_err(|e| crate::tls::describe_tls_error(registry, &e))?;
         let challenge = recv(&mut socket).await?;
         let (registry_id, nonce) = match challenge {
             ServerMessage::Challenge {
@@ -239,6 +313,22 @@ pub fn decode(frame: Message) -> Result<Option<ServerMessage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_connection_with_a_local_address_comes_from_that_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/ws", listener.local_addr().unwrap());
+        let local: std::net::IpAddr = [127, 0, 0, 3].into();
+        let (accepted, dialed) = tokio::join!(listener.accept(), connect_from(local, &url));
+        let (_server, peer) = accepted.unwrap();
+        assert_eq!(peer.ip(), local);
+        assert_eq!(dialed.unwrap().local_addr().unwrap().ip(), local);
+        // An address of the other family cannot reach the registry: said, not hung.
+        let e = connect_from([0u16, 0, 0, 0, 0, 0, 0, 1].into(), &url)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "NETGET_UNREACHABLE", "{e}");
+    }
 
     #[test]
     fn registry_urls_map_to_the_websocket_endpoint() {

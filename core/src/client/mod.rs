@@ -265,6 +265,7 @@ impl Netget {
             node_type: options.node_type.as_str(),
             tls,
             timeout: options.connect_timeout,
+            local_address: None,
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Internal("Netget::new must be called inside a tokio runtime".into())

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 mod address;
+mod text;
 pub use address::{Endpoint, Host};
 
 /// Longest network or service name accepted (a DNS label's length, so names fit in DNS-SD later).
@@ -107,8 +108,17 @@ macro_rules! name_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                $name::new(&s).map_err(serde::de::Error::custom)
+                // The last one this thread decoded: a repeat (every instance of an answer names
+                // its service and network) is shared, not allocated and checked again.
+                thread_local! {
+                    static RECENT: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+                }
+                let s = text::Text::deserialize(d)?;
+                text::shared(&RECENT, &s.0, |s| {
+                    check_name($kind, s, $max, $extra).map(|()| Arc::from(s))
+                })
+                .map($name)
+                .map_err(serde::de::Error::custom)
             }
         }
 
@@ -680,7 +690,8 @@ impl Serialize for Tags {
 
 impl<'de> Deserialize<'de> for Tags {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Tags, D::Error> {
-        let tags = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let tags = Vec::<text::Text<'de>>::deserialize(d)?;
+        let tags: Vec<&str> = tags.iter().map(|t| t.0.as_ref()).collect();
         if tags.iter().any(|t| t.contains(',')) {
             return Err(serde::de::Error::custom("a tag cannot contain a comma"));
         }
@@ -717,6 +728,7 @@ pub struct Instance {
     pub registered_at: u64,
     /// Id of the registry that owns it (holds its session or its REST registration).
     #[schema(value_type = String)]
+    #[serde(deserialize_with = "text::registry")]
     pub registry: Arc<str>,
     /// The declared active check, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -727,7 +739,11 @@ pub struct Instance {
     #[schema(value_type = Option<CheckRecord>)]
     pub last_check: Option<Box<CheckRecord>>,
     /// The registering node's public key (session registrations), shared by its instances.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::public_key"
+    )]
     #[schema(value_type = Option<String>)]
     pub public_key: Option<Arc<str>>,
     /// The node's signature over the instance (see PROTOCOL.md, "Signed registrations"), so a

@@ -28,7 +28,7 @@ mod dns;
 pub mod fuzzing;
 mod health;
 mod http;
-mod listener;
+pub(crate) mod listener;
 mod metrics;
 mod openapi;
 mod ops;

@@ -146,10 +146,18 @@ pub async fn serve(
         stall,
         broken: false,
     };
-    let outcome = match session.handshake(&mut stream).await {
+    // The handshake and a replication link are boxed: a future holds room for the largest of
+    // its states for as long as it lives, and a session spends its life in `run`, not in these.
+    let outcome = match Box::pin(session.handshake(&mut stream)).await {
         Ok(Admitted::Node(me)) => session.run(&mut stream, me).await,
         Ok(Admitted::Peer(peer)) => {
-            super::cluster::serve_link(&shared, &peer, &out_tx, &mut stream).await
+            Box::pin(super::cluster::serve_link(
+                &shared,
+                &peer,
+                &out_tx,
+                &mut stream,
+            ))
+            .await
         }
         Err((code, e)) => {
             let _ = out_tx.try_send(text(&ServerMessage::error(None, &e)));
@@ -422,7 +430,9 @@ impl Session {
                                 continue;
                             }
                             self.last_request = Instant::now();
-                            match self.handle(msg, &me).await {
+                            // Boxed for the same reason: an idle session would otherwise hold
+                            // room for the largest request's state (one allocation per request).
+                            match Box::pin(self.handle(msg, &me)).await {
                                 Ok(Some(reply)) => self.send(&reply).await,
                                 Ok(None) => {}
                                 Err(e) => if let Some(end) = self.refuse(id, e).await { return end; },
