@@ -258,7 +258,7 @@ pub struct HealthReport {
     pub rss_kib: Option<u64>,
 }
 
-fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     let rest = stat.rsplit_once(')')?.1;

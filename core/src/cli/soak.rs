@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::bench::{payload, rss_kib, start_child_with, ChildRegistry, LOAD_LIMITS};
+use super::bench::{cpu_ticks, payload, rss_kib, start_child_with, ChildRegistry, LOAD_LIMITS};
 use crate::client::connection::{Connection, Dial};
 use crate::client::rest::RestClient;
 use crate::client::send_message;
@@ -400,13 +400,16 @@ pub async fn run(a: SoakArgs) -> Result<()> {
     }
     println!("soak: all sessions open after {:?}", started.elapsed());
     println!(
-        "{:>7} {:>8} {:>10} {:>8} {:>10} {:>8} {:>7}",
-        "time", "sessions", "rss MiB", "fds", "events", "p99 ms", "errors"
+        "{:>7} {:>8} {:>10} {:>8} {:>7} {:>10} {:>8} {:>7}",
+        "time", "sessions", "rss MiB", "fds", "cpu %", "events", "p99 ms", "errors"
     );
     let mut first: Option<(u64, usize)> = None;
     let mut last = (0u64, 0usize);
     let mut worst_p99 = 0u64;
     let holding = Instant::now();
+    // The registries' CPU over each interval, in percent of one core.
+    let cpu = || pids.iter().filter_map(|p| cpu_ticks(*p)).sum::<u64>();
+    let (mut ticks, mut ticked) = (cpu(), Instant::now());
     while holding.elapsed() < duration {
         tokio::time::sleep(a.interval.0.min(duration.saturating_sub(holding.elapsed()))).await;
         let rss: u64 = pids.iter().filter_map(|p| rss_kib(*p)).sum();
@@ -417,13 +420,18 @@ pub async fn run(a: SoakArgs) -> Result<()> {
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default();
         let p99 = percentile(&mut lat, 0.99);
+        let now_ticks = cpu();
+        // Clock ticks are 1/100 s: ticks per second is percent of one core.
+        let cpu_pct = now_ticks.saturating_sub(ticks) as f64 / ticked.elapsed().as_secs_f64();
+        (ticks, ticked) = (now_ticks, Instant::now());
         worst_p99 = worst_p99.max(p99.unwrap_or(0));
         println!(
-            "{:>6.0}s {:>8} {:>10.1} {:>8} {:>10} {:>8} {:>7}",
+            "{:>6.0}s {:>8} {:>10.1} {:>8} {:>7.1} {:>10} {:>8} {:>7}",
             holding.elapsed().as_secs_f64(),
             tally.open.load(Ordering::Relaxed),
             rss as f64 / 1024.0,
             fds,
+            cpu_pct,
             tally.events.load(Ordering::Relaxed),
             p99.map(|v| format!("{:.2}", v as f64 / 1000.0))
                 .unwrap_or_else(|| "-".into()),
@@ -622,4 +630,32 @@ async fn flood(length: Duration) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_sessions_than_the_open_file_limit_are_refused_with_what_to_do() {
+        let e = raise_fd_limit(usize::MAX / 2).unwrap_err();
+        assert_eq!(e.code(), "NETGET_INVALID_INPUT");
+        let text = e.to_string();
+        assert!(text.contains("ulimit -Hn"), "{text}");
+        assert!(text.contains("or hold at most"), "{text}");
+        assert!(raise_fd_limit(10).is_ok());
+    }
+
+    #[test]
+    fn sessions_are_spread_over_the_source_addresses_in_turn() {
+        let mut t = Tally::new();
+        assert_eq!(t.source(7), None, "one source: the system's choice");
+        t.sources = 4;
+        let ips: Vec<_> = (0..5).filter_map(|n| t.source(n)).collect();
+        let want: Vec<std::net::IpAddr> = [1, 2, 3, 4, 1]
+            .iter()
+            .map(|&d| std::net::IpAddr::from([127, 0, 0, d]))
+            .collect();
+        assert_eq!(ips, want);
+    }
 }
