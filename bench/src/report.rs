@@ -257,7 +257,7 @@ impl Report {
             Goal::RatioAtLeast(5.0),
         );
         row(
-            format!("discovery/s (netget: HTTP GET driven by {wrk}; etcd: get by prefix, gRPC, its own client as above)"),
+            format!("discovery/s, netget driven by {wrk}, etcd by its gRPC client (netget: HTTP GET; etcd: get by prefix, gRPC, as above)"),
             "/s",
             n.discovery_wrk_per_sec.unwrap_or(f64::NAN),
             e.discovery_per_sec,

@@ -186,18 +186,17 @@ async fn keep(
     life: Duration,
     tally: &Tally,
 ) -> Result<bool> {
-    let ends = tokio::time::Instant::now() + life;
-    let mut ping = tokio::time::interval(c.welcome.ping_interval);
-    let mut id = 10u64;
+    // Keepalives as the client libraries keep them: the registry pings every `pingInterval`
+    // and reading answers its pings (the WebSocket stack pongs). Sending application pings on
+    // top, as this did, doubled the frames of every idle session: with 17,000 sessions the
+    // keepalives alone kept both processes busy enough to slow new sessions to a trickle.
+    let ends = tokio::time::sleep_until(tokio::time::Instant::now() + life);
+    tokio::pin!(ends);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(ends) => {
+            _ = &mut ends => {
                 let _ = c.socket.close(None).await;
                 return Ok(true);
-            }
-            _ = ping.tick() => {
-                id += 1;
-                send_message(&mut c.socket, &ClientMessage::Ping { id }).await?;
             }
             frame = c.socket.next() => match frame {
                 None => return Err(Error::Closed("the registry closed the session".into())),
