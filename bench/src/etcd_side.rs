@@ -284,14 +284,8 @@ async fn wrk_discovery(
             format!("etcd's JSON gateway answered {status} with {kvs:?} keys: {answer}").into(),
         );
     }
-    let meter = CpuMeter::start(pid);
-    let (rate, wrk_cpu_ms) = bounded(
-        "etcd discovery driven by wrk",
-        req.drive(opts.wrk_secs, opts.wrk_connections, dir),
-    )
-    .await?;
-    let ops = (rate * opts.wrk_secs as f64) as usize;
-    Ok((rate, meter.stop(ops).with_loadgen(wrk_cpu_ms)))
+    req.measure("etcd discovery driven by wrk", opts, pid, dir)
+        .await
 }
 
 /// Every etcd figure, in one etcd process.

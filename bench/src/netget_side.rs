@@ -116,14 +116,8 @@ async fn wrk_discovery(
         )
         .into());
     }
-    let meter = CpuMeter::start(pid);
-    let (rate, wrk_cpu_ms) = bounded(
-        "netget discovery driven by wrk",
-        req.drive(opts.wrk_secs, opts.wrk_connections, dir),
-    )
-    .await?;
-    let ops = (rate * opts.wrk_secs as f64) as usize;
-    Ok((rate, meter.stop(ops).with_loadgen(wrk_cpu_ms)))
+    req.measure("netget discovery driven by wrk", opts, pid, dir)
+        .await
 }
 
 /// `queries` discoveries of a 10-instance service over `conns` client sessions (WebSocket, the

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use crate::stats::{CpuMeter, PhaseCpu};
 use crate::Res;
 
 /// wrk's threads: one, so the registry under test keeps the other core.
@@ -69,6 +70,22 @@ impl Request<'_> {
             body.to_string()
         };
         Ok((status, body))
+    }
+
+    /// The phase `what`: wrk for `--wrk-secs` with `--wrk-connections`; requests/s, and the
+    /// CPU of the system under test (`pid`) and of wrk per request.
+    pub async fn measure(
+        &self,
+        what: &str,
+        opts: &crate::Opts,
+        pid: Option<u32>,
+        dir: &Path,
+    ) -> Res<(f64, PhaseCpu)> {
+        let meter = CpuMeter::start(pid);
+        let (rate, wrk_cpu_ms) =
+            crate::bounded(what, self.drive(opts.wrk_secs, opts.wrk_connections, dir)).await?;
+        let ops = (rate * opts.wrk_secs as f64) as usize;
+        Ok((rate, meter.stop(ops).with_loadgen(wrk_cpu_ms)))
     }
 
     /// Runs wrk for `secs` with `connections` open; returns requests/s and wrk's CPU,
