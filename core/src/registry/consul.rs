@@ -494,7 +494,7 @@ pub(super) async fn catalog_service(
 #[utoipa::path(get, path = "/v1/health/service/{name}", tag = "consul",
     params(("name" = ServiceName, Path, description = "The service name"),
         ("dc" = Option<DatacenterSchema>, Query, description = "The network (empty or left out: the first served)"),
-        ("passing" = Option<bool>, Query, description = "Only instances whose check is passing"),
+        ("passing" = Option<super::http::QueryFlag>, Query, description = "Only instances whose check is passing"),
         ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
         ("index" = Option<u64>, Query, description = "Block until the network's revision moves past this X-Consul-Index"),
         ("wait" = Option<crate::model::DurationSchema>, Query, description = "How long to block at most (default 5m)"),

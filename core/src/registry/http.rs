@@ -368,6 +368,21 @@ struct DiscoverQuery {
     tags: Vec<String>,
 }
 
+/// A query flag as the OpenAPI document describes it: the values [`flag`] takes, the empty one
+/// included (`?passing`, as Consul's clients send it, means true).
+pub struct QueryFlag;
+
+impl utoipa::PartialSchema for QueryFlag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(["true", "false", "1", "0", ""]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for QueryFlag {}
+
 /// A query parameter that is a flag: `true`, `1` or empty (present), or `false`, `0`.
 pub(super) fn flag(key: &str, value: &str) -> Result<bool> {
     match value {
@@ -403,8 +418,8 @@ fn parse_discover_query(raw: Option<&str>) -> Result<DiscoverQuery> {
 /// `tag` given.
 #[utoipa::path(get, path = "/v1/networks/{network}/services/{name}", tag = "discovery",
     params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"), ("name" = ServiceName, Path, description = "The service name"),
-        ("healthy" = Option<bool>, Query, description = "Only healthy instances (default true)"),
-        ("all" = Option<bool>, Query, description = "Every instance, critical ones too"),
+        ("healthy" = Option<QueryFlag>, Query, description = "Only healthy instances (default true)"),
+        ("all" = Option<QueryFlag>, Query, description = "Every instance, critical ones too"),
         ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
         ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
     responses((status = 200, description = "The service's instances", body = Discovery), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
@@ -471,7 +486,7 @@ fn parse_targets_query(raw: Option<&str>) -> Result<TargetsQuery> {
     params(("network" = NetworkName, Path, description = "The network (`development` unless configured)"),
         ("service" = Option<Vec<ServiceName>>, Query, description = "Only these services (repeatable)"),
         ("tag" = Option<Vec<String>>, Query, description = "A tag every instance must carry (repeatable)"),
-        ("healthy" = Option<bool>, Query, description = "Only healthy instances (default false: every status, labelled)"),
+        ("healthy" = Option<QueryFlag>, Query, description = "Only healthy instances (default false: every status, labelled)"),
         ("authorization" = Option<String>, Header, description = "`Bearer TOKEN`, for networks whose policy is `token`")),
     responses((status = 200, description = "Target groups", body = Vec<super::prometheus::TargetGroup>), (status = "default", description = "Refused: `{\"error\": {\"code\", \"message\"}}` with the status that fits the code", body = super::openapi::ErrorAnswer)))]
 async fn prometheus_targets(

@@ -25,7 +25,13 @@ pub struct ErrorAnswer {
             nodes use the WebSocket protocol netget/1 at /v1/ws instead (PROTOCOL.md).",
         license(name = "MIT", identifier = "MIT")
     ),
-    components(schemas(ErrorAnswer)),
+    // Schemas that parameters refer to by name (a reference with no schema behind it leaves the
+    // parameter unchecked by tools that read the document).
+    components(schemas(
+        ErrorAnswer,
+        super::http::QueryFlag,
+        super::consul::DatacenterSchema
+    )),
     tags(
         (name = "discovery", description = "Networks, services and their instances"),
         (name = "registration", description = "REST registrations: register, heartbeat, deregister"),
