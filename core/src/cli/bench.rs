@@ -203,7 +203,13 @@ pub fn payload(i: usize) -> Registration {
 }
 
 pub async fn open(url: &str) -> Result<Connection> {
-    let dial = Dial::new(NetworkName::new("development")?, NodeKey::generate()?);
+    open_from(url, None).await
+}
+
+/// The same, connecting from `local` (the system's choice when `None`).
+pub(crate) async fn open_from(url: &str, local: Option<std::net::IpAddr>) -> Result<Connection> {
+    let mut dial = Dial::new(NetworkName::new("development")?, NodeKey::generate()?);
+    dial.local_address = local;
     Connection::open(url, &dial).await
 }
 

@@ -15,13 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::bench::{cpu_ticks, payload, rss_kib, start_child_with, ChildRegistry, LOAD_LIMITS};
-use crate::client::connection::{Connection, Dial};
+use super::bench::{
+    cpu_ticks, open_from, payload, rss_kib, start_child_with, ChildRegistry, LOAD_LIMITS,
+};
 use crate::client::rest::RestClient;
 use crate::client::send_message;
 use crate::error::{Error, Result};
-use crate::identity::NodeKey;
-use crate::model::{InstanceId, NetworkName, ServiceName, WireDuration};
+use crate::model::{InstanceId, ServiceName, WireDuration};
 use crate::wire::{ClientMessage, ServerMessage};
 
 /// Options of `netget soak`.
@@ -154,9 +154,7 @@ async fn hold(
 ) -> Result<bool> {
     let mut c = {
         let _turn = tally.opening.acquire().await;
-        let mut dial = Dial::new(NetworkName::new("development")?, NodeKey::generate()?);
-        dial.local_address = tally.source(n);
-        Connection::open(url, &dial).await?
+        open_from(url, tally.source(n)).await?
     };
     let name = churned(n);
     let mut reg = payload(n);
