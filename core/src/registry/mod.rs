@@ -32,6 +32,7 @@ pub(crate) mod listener;
 mod metrics;
 mod openapi;
 mod ops;
+mod outbox;
 mod owner;
 mod prometheus;
 mod session;

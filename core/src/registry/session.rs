@@ -1,32 +1,30 @@
 //! One WebSocket session on a registry: handshake, requests, watch pushes, liveness.
 //!
-//! The socket is split: this task reads frames and answers requests; a writer task owns the sink
-//! and drains one bounded queue, so watch forwarders and answers never interleave half-frames.
+//! The socket is split: this task reads frames and answers requests; a writer task owns the sink,
+//! drains one bounded queue of answers and follows the session's feeds (watches, channels) itself
+//! (`outbox`), so events and answers never interleave half-frames.
 //! The session's instances live exactly as long as this task: when it ends — graceful close,
 //! TCP reset, silence past the session timeout, registry shutdown — they are removed at once.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
-use tokio::task::JoinHandle;
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::directory::{Change, WatchReceiver};
 use super::ops::{self, Caller, Held, Hello, Registering, SessionCaller};
+use super::outbox::{Feed, FeedKey, Outbox, TryRefused};
 use super::state::RegistryState;
 use crate::error::{Error, Result};
 use crate::identity::{self, PROTOCOL};
 use crate::model::{ChannelName, NetworkName, ServiceName, WireDuration};
 use crate::security::RateLimiter;
 use crate::wire::{encode, ClientMessage, Liveness, ResultData, ServerMessage};
-
-/// How many outgoing frames may queue for one session before watch forwarders wait.
-const OUTBOX: usize = 1024;
 
 /// WebSocket close codes used by the registry (PROTOCOL.md, "Closing").
 pub(super) mod close {
@@ -120,21 +118,20 @@ pub async fn serve(
 ) {
     let session_id = shared.next_session_id();
     let (sink, mut stream) = socket.split();
-    let (out_tx, out_rx) = mpsc::channel::<Message>(OUTBOX);
     // A peer that stops reading for as long as a silent one may live is treated like one.
     let stall = shared.config.session_timeout;
-    let mut writer = tokio::spawn(write_loop(sink, out_rx, stall));
+    let (out, mut writer) = Outbox::spawn(sink, stall);
     tracing::debug!(session = session_id, %remote, ?origin, "session opened");
 
     let mut session = Session {
         id: session_id,
         shared: shared.clone(),
-        out_tx: out_tx.clone(),
+        out: out.clone(),
         owned: Held::new(),
         me: None,
-        watches: HashMap::new(),
-        subscriptions: HashMap::new(),
-        network_watch: None,
+        watches: HashSet::new(),
+        subscriptions: HashSet::new(),
+        network_watch: false,
         errors: 0,
         remote,
         origin,
@@ -154,24 +151,24 @@ pub async fn serve(
             Box::pin(super::cluster::serve_link(
                 &shared,
                 &peer,
-                &out_tx,
+                &out,
                 &mut stream,
             ))
             .await
         }
         Err((code, e)) => {
-            let _ = out_tx.try_send(text(&ServerMessage::error(None, &e)));
+            let _ = out.try_send(text(&ServerMessage::error(None, &e)));
             (code, e.to_string())
         }
     };
     session.finish();
     let (code, reason) = outcome;
     // Never wait on a full outbox here: a peer that is not reading gets no close frame.
-    let _ = out_tx.try_send(Message::Close(Some(CloseFrame {
+    let _ = out.try_send(Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from(crate::error::truncate(&reason, 120)),
     })));
-    drop(out_tx);
+    drop(out);
     drop(session);
     // The writer ends once the close frame is out; bounded so a stuck peer cannot hold us,
     // and aborted past the bound so its task and socket do not leak.
@@ -209,59 +206,22 @@ fn frame(change: &Change) -> Utf8Bytes {
     change.encoded(|event| Utf8Bytes::from(encode::event_frame(event)))
 }
 
-/// Owns the socket's sending half. Every write is bounded by `stall`: a peer whose TCP window
-/// stays shut that long ends the writer, which ends the session.
-async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut out_rx: mpsc::Receiver<Message>,
-    stall: Duration,
-) {
-    while let Some(msg) = out_rx.recv().await {
-        let is_close = matches!(msg, Message::Close(_));
-        // Batch what is already queued into one flush: under load this turns many small
-        // writes into one syscall.
-        let batch = async {
-            sink.feed(msg).await?;
-            let mut closing = is_close;
-            while !closing {
-                match out_rx.try_recv() {
-                    Ok(m) => {
-                        closing = matches!(m, Message::Close(_));
-                        sink.feed(m).await?;
-                    }
-                    Err(_) => break,
-                }
-            }
-            sink.flush().await?;
-            Ok::<bool, axum::Error>(closing)
-        };
-        match tokio::time::timeout(stall, batch).await {
-            Ok(Ok(false)) => {}
-            Ok(Ok(true)) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-                return;
-            }
-            Ok(Err(_)) | Err(_) => return,
-        }
-    }
-}
-
 /// The state of one session.
 struct Session {
     id: u64,
     shared: Arc<RegistryState>,
-    out_tx: mpsc::Sender<Message>,
+    out: Outbox,
     /// Instances this session registered (by service and id: a session has one network), removed
     /// when it ends.
     owned: Held,
     /// Who this session is, once its handshake is done.
     me: Option<Arc<SessionCaller>>,
-    /// One forwarder task per watched service.
-    watches: HashMap<ServiceName, JoinHandle<()>>,
-    /// One forwarder task per subscribed channel.
-    subscriptions: HashMap<ChannelName, JoinHandle<()>>,
-    /// The forwarder of a whole-network watch, if any.
-    network_watch: Option<JoinHandle<()>>,
+    /// The services this session watches (each a feed its writer follows).
+    watches: HashSet<ServiceName>,
+    /// The channels this session subscribes to (each a feed its writer follows).
+    subscriptions: HashSet<ChannelName>,
+    /// Whether it watches its whole network.
+    network_watch: bool,
     /// Refused messages so far; past the limit the session is closed.
     errors: u32,
     remote: SocketAddr,
@@ -377,7 +337,7 @@ impl Session {
     async fn run(&mut self, stream: &mut Stream, me: SessionCaller) -> (u16, String) {
         let me = Arc::new(me);
         self.me = Some(me.clone());
-        self.shared.set_outbox(self.id, Some(self.out_tx.clone()));
+        self.shared.set_outbox(self.id, Some(self.out.clone()));
         let cfg = &self.shared.config;
         let (timeout, max_frame, ping_every) =
             (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
@@ -451,13 +411,13 @@ impl Session {
                     let holds_nothing = self.owned.is_empty()
                         && self.watches.is_empty()
                         && self.subscriptions.is_empty()
-                        && self.network_watch.is_none();
+                        && !self.network_watch;
                     if holds_nothing && self.last_request.elapsed() > idle {
                         return (close::IDLE, format!("idle for {idle:?} with nothing registered or watched"));
                     }
                     // try_send: a full outbox means the peer is not reading, and the checks
                     // here must run regardless.
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.out_tx.try_send(Message::Ping(Default::default())) {
+                    if let Err(TryRefused::Closed) = self.out.try_send(Message::Ping(Default::default())) {
                         return (close::GOING_AWAY, "writer gone".into());
                     }
                 }
@@ -503,8 +463,20 @@ impl Session {
     }
 
     async fn send(&mut self, m: &ServerMessage) {
-        let sent = tokio::time::timeout(self.stall, self.out_tx.send(text(m))).await;
+        let sent = tokio::time::timeout(self.stall, self.out.send(text(m))).await;
         if !matches!(sent, Ok(Ok(()))) {
+            self.broken = true;
+        }
+    }
+
+    /// Has the writer follow `feed` as `key`, or stop following `key` (`None`), after what was
+    /// sent so far.
+    async fn follow(&mut self, key: FeedKey, feed: Option<Feed>) {
+        let queued = match feed {
+            Some(feed) => tokio::time::timeout(self.stall, self.out.follow(key, feed)).await,
+            None => tokio::time::timeout(self.stall, self.out.unfollow(key)).await,
+        };
+        if !matches!(queued, Ok(Ok(()))) {
             self.broken = true;
         }
     }
@@ -566,66 +538,54 @@ impl Session {
             }
             ClientMessage::Watch { id, name } => {
                 let limit = state.config.max_watches_per_session;
-                if self.watches.len() >= limit && !self.watches.contains_key(&name) {
+                if self.watches.len() >= limit && !self.watches.contains(&name) {
                     return Err(Error::TooLarge(format!(
                         "this session already watches {limit} services, the most a session may; unwatch some first"
                     )));
                 }
                 let (instances, rx) =
                     ops::watch(state, Caller::Session(me, &self.owned), network, &name)?;
-                if let Some(old) = self.watches.remove(&name) {
-                    old.abort();
-                }
-                // The snapshot answer goes out before the forwarder can push any event.
+                let feed = service_feed(name.clone(), rx, state.clone(), network.clone());
+                // The snapshot answer goes out before the feed can push any event (it replaces
+                // the feed of an earlier watch of the same service).
                 self.send(&ServerMessage::Result {
                     id,
                     data: ResultData::Watching { instances },
                 })
                 .await;
-                let forwarder = tokio::spawn(forward(
-                    name.clone(),
-                    rx,
-                    self.out_tx.clone(),
-                    self.shared.clone(),
-                    network.clone(),
-                ));
-                self.watches.insert(name, forwarder);
+                self.follow(FeedKey::Service(name.clone()), Some(feed))
+                    .await;
+                self.watches.insert(name);
                 Ok(None)
             }
             ClientMessage::Unwatch { id, name } => {
-                if let Some(t) = self.watches.remove(&name) {
-                    t.abort();
+                if self.watches.remove(&name) {
+                    self.follow(FeedKey::Service(name), None).await;
                 }
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::WatchNetwork { id } => {
                 let (instances, rx) =
                     ops::watch_network(state, Caller::Session(me, &self.owned), network)?;
-                if let Some(old) = self.network_watch.take() {
-                    old.abort();
-                }
+                let feed = network_feed(rx, state.clone(), network.clone());
                 self.send(&ServerMessage::Result {
                     id,
                     data: ResultData::Watching { instances },
                 })
                 .await;
-                self.network_watch = Some(tokio::spawn(forward_network(
-                    rx,
-                    self.out_tx.clone(),
-                    self.shared.clone(),
-                    network.clone(),
-                )));
+                self.follow(FeedKey::Network, Some(feed)).await;
+                self.network_watch = true;
                 Ok(None)
             }
             ClientMessage::UnwatchNetwork { id } => {
-                if let Some(t) = self.network_watch.take() {
-                    t.abort();
+                if std::mem::take(&mut self.network_watch) {
+                    self.follow(FeedKey::Network, None).await;
                 }
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Subscribe { id, channel } => {
                 let limit = state.config.max_subscriptions_per_session;
-                if self.subscriptions.len() >= limit && !self.subscriptions.contains_key(&channel) {
+                if self.subscriptions.len() >= limit && !self.subscriptions.contains(&channel) {
                     return Err(Error::TooLarge(format!(
                         "this session already subscribes to {limit} channels, the most a session may; unsubscribe some first"
                     )));
@@ -633,24 +593,19 @@ impl Session {
                 // Subscribing twice (a client re-sending its subscriptions as a new session
                 // starts, while a subscribe of its own is on the way) keeps the one receiver:
                 // replacing it would for a moment count, and deliver to, this session twice.
-                if self
-                    .subscriptions
-                    .get(&channel)
-                    .is_some_and(|forwarder| !forwarder.is_finished())
-                {
+                if self.subscriptions.contains(&channel) {
                     return reply(id, ResultData::Empty {});
                 }
                 let rx =
                     ops::subscribe(state, Caller::Session(me, &self.owned), network, &channel)?;
-                let forwarder = tokio::spawn(forward_channel(rx, self.out_tx.clone()));
-                if let Some(old) = self.subscriptions.insert(channel, forwarder) {
-                    old.abort();
-                }
+                self.follow(FeedKey::Channel(channel.clone()), Some(channel_feed(rx)))
+                    .await;
+                self.subscriptions.insert(channel);
                 reply(id, ResultData::Empty {})
             }
             ClientMessage::Unsubscribe { id, channel } => {
-                if let Some(t) = self.subscriptions.remove(&channel) {
-                    t.abort();
+                if self.subscriptions.remove(&channel) {
+                    self.follow(FeedKey::Channel(channel), None).await;
                 }
                 reply(id, ResultData::Empty {})
             }
@@ -663,17 +618,9 @@ impl Session {
         }
     }
 
-    /// Removes everything this session owned and stops its forwarders.
+    /// Removes everything this session owned. Its feeds end with its writer, which stops
+    /// following them at the close frame.
     fn finish(&mut self) {
-        for t in self.watches.drain().map(|(_, t)| t) {
-            t.abort();
-        }
-        for t in self.subscriptions.drain().map(|(_, t)| t) {
-            t.abort();
-        }
-        if let Some(t) = self.network_watch.take() {
-            t.abort();
-        }
         let Some(me) = &self.me else {
             return;
         };
@@ -685,102 +632,97 @@ impl Session {
     }
 }
 
-/// Pushes one watched service's events to the session; on lag, sends a full snapshot instead.
-async fn forward(
+/// One watched service's events as frames; on lag, a snapshot of the service instead of the
+/// events missed.
+fn service_feed(
     name: ServiceName,
-    mut rx: WatchReceiver,
-    out_tx: mpsc::Sender<Message>,
+    rx: WatchReceiver,
     shared: Arc<RegistryState>,
     network: NetworkName,
-) {
-    // Counted while it runs, however it ends.
-    struct Counted(Arc<RegistryState>);
-    impl Drop for Counted {
+) -> Feed {
+    /// Counted among the registry's watchers while it is followed, however it ends.
+    struct Watching {
+        name: ServiceName,
+        rx: WatchReceiver,
+        shared: Arc<RegistryState>,
+        network: NetworkName,
+    }
+    impl Drop for Watching {
         fn drop(&mut self) {
-            self.0.metrics.watchers(-1);
+            self.shared.metrics.watchers(-1);
         }
     }
     shared.metrics.watchers(1);
-    let _counted = Counted(shared.clone());
-    loop {
-        let mut pushed_at = None;
-        let msg = match rx.recv().await {
+    let watching = Watching {
+        name,
+        rx,
+        shared,
+        network,
+    };
+    Box::pin(futures_util::stream::unfold(watching, |mut w| async move {
+        let msg = match w.rx.recv().await {
             Ok(change) => {
-                pushed_at = Some(change.at);
+                w.shared.metrics.watch_events.inc();
+                w.shared
+                    .metrics
+                    .push_latency
+                    .observe(change.at.elapsed().as_secs_f64());
                 Message::Text(frame(&change))
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::debug!(service = %name, missed, "watcher lagged; sending a snapshot");
+                tracing::debug!(service = %w.name, missed, "watcher lagged; sending a snapshot");
                 // Skip what is still buffered: the snapshot taken after this point already
                 // contains it, and replaying older events over it would show stale states.
-                rx = rx.resubscribe();
-                match shared.directory.discover(&network, &name, false, &[]) {
-                    Ok(d) => text(&ServerMessage::Snapshot {
-                        name: name.clone(),
-                        instances: d.instances,
-                    }),
-                    Err(_) => return,
-                }
+                w.rx = w.rx.resubscribe();
+                let d = w
+                    .shared
+                    .directory
+                    .discover(&w.network, &w.name, false, &[])
+                    .ok()?;
+                text(&ServerMessage::Snapshot {
+                    name: w.name.clone(),
+                    instances: d.instances,
+                })
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Closed) => return None,
         };
-        if out_tx.send(msg).await.is_err() {
-            return;
-        }
-        if let Some(at) = pushed_at {
-            shared.metrics.watch_events.inc();
-            shared
-                .metrics
-                .push_latency
-                .observe(at.elapsed().as_secs_f64());
-        }
-    }
+        Some((msg, w))
+    }))
 }
 
-/// Pushes every change of a network to the session; on lag, a fresh snapshot of all of it.
-async fn forward_network(
-    mut rx: WatchReceiver,
-    out_tx: mpsc::Sender<Message>,
-    shared: Arc<RegistryState>,
-    network: NetworkName,
-) {
-    loop {
-        let msg = match rx.recv().await {
-            Ok(change) => Message::Text(frame(&change)),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                match shared.directory.watch_network(&network) {
-                    Ok((instances, fresh)) => {
-                        rx = fresh;
-                        text(&ServerMessage::NetworkSnapshot { instances })
-                    }
-                    Err(_) => return,
+/// Every change of a network as frames; on lag, a fresh snapshot of all of it.
+fn network_feed(rx: WatchReceiver, shared: Arc<RegistryState>, network: NetworkName) -> Feed {
+    Box::pin(futures_util::stream::unfold(
+        (rx, shared, network),
+        |(mut rx, shared, network)| async move {
+            let msg = match rx.recv().await {
+                Ok(change) => Message::Text(frame(&change)),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let (instances, fresh) = shared.directory.watch_network(&network).ok()?;
+                    rx = fresh;
+                    text(&ServerMessage::NetworkSnapshot { instances })
                 }
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if out_tx.send(msg).await.is_err() {
-            return;
-        }
-    }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((msg, (rx, shared, network)))
+        },
+    ))
 }
 
-/// Pushes one channel's messages to the session. A subscriber that lagged loses the oldest
-/// messages (at-most-once delivery) and carries on with the newest.
-async fn forward_channel(mut rx: super::channels::ChannelReceiver, out_tx: mpsc::Sender<Message>) {
-    loop {
-        match rx.recv().await {
-            Ok(m) => {
-                let msg = ServerMessage::Message((*m).clone());
-                if out_tx.send(text(&msg)).await.is_err() {
-                    return;
+/// One channel's messages as frames. A subscriber that lagged loses the oldest messages
+/// (at-most-once delivery) and carries on with the newest.
+fn channel_feed(rx: super::channels::ChannelReceiver) -> Feed {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(m) => return Some((text(&ServerMessage::Message((*m).clone())), rx)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "channel subscriber lagged; oldest messages dropped");
                 }
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::debug!(missed, "channel subscriber lagged; oldest messages dropped");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
-    }
+    }))
 }
 
 /// Reads the next text frame, skipping control frames; `None` when the peer closed.

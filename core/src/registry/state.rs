@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 use super::channels::Channels;
 use super::cluster::{Links, Member, Membership};
 use super::directory::Directory;
 use super::health::Health;
 use super::metrics::Metrics;
+use super::outbox::Outbox;
 use super::store::Store;
 use crate::config::RegistryConfig;
 use crate::error::Result;
@@ -60,7 +61,7 @@ pub struct RegistryState {
     pub(super) links: Links,
     /// The outbox of each open session, by id, so the registry can tell a session something
     /// unasked (that an instance of it was taken back).
-    outboxes: std::sync::Mutex<std::collections::HashMap<u64, mpsc::Sender<Message>>>,
+    outboxes: std::sync::Mutex<std::collections::HashMap<u64, Outbox>>,
 }
 
 impl RegistryState {
@@ -104,7 +105,7 @@ impl RegistryState {
     }
 
     /// Lists (or, with `None`, unlists) the outbox of session `id`.
-    pub(super) fn set_outbox(&self, id: u64, outbox: Option<mpsc::Sender<Message>>) {
+    pub(super) fn set_outbox(&self, id: u64, outbox: Option<Outbox>) {
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
         match outbox {
             Some(o) => outboxes.insert(id, o),

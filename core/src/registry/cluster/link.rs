@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use axum::extract::ws::Message;
 use futures_util::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::super::directory::{OwnedChange, Owner};
 use super::super::ops::PeerCaller;
+use super::super::outbox::{Outbox, TryRefused};
 use super::super::session::{close, stopping, text, Stream};
 use super::super::state::RegistryState;
 use crate::model::{EventKind, InstanceKey};
@@ -38,7 +39,7 @@ const MAX_BATCH: usize = 4096;
 pub(crate) async fn serve_link(
     state: &Arc<RegistryState>,
     peer: &PeerCaller,
-    out: &mpsc::Sender<Message>,
+    out: &Outbox,
     stream: &mut Stream,
 ) -> (u16, String) {
     tracing::info!(peer = %peer.registry, "replication link opened");
@@ -117,7 +118,7 @@ pub(crate) async fn serve_link(
                 if liveness.is_gone(due) {
                     return (close::TIMEOUT, format!("no frame for {timeout:?}; link timed out"));
                 }
-                if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(Message::Ping(Default::default())) {
+                if let Err(TryRefused::Closed) = out.try_send(Message::Ping(Default::default())) {
                     return gone();
                 }
             }
@@ -168,11 +169,7 @@ async fn gather(
 }
 
 /// Sends one delta frame; `false` when the link is gone.
-async fn send_changes(
-    state: &RegistryState,
-    out: &mpsc::Sender<Message>,
-    batch: Vec<OwnedChange>,
-) -> bool {
+async fn send_changes(state: &RegistryState, out: &Outbox, batch: Vec<OwnedChange>) -> bool {
     let Some(revision) = batch.iter().map(|c| c.revision).max() else {
         return true;
     };
@@ -202,7 +199,7 @@ async fn send_changes(
 /// link is gone.
 async fn send_snapshot(
     state: &RegistryState,
-    out: &mpsc::Sender<Message>,
+    out: &Outbox,
 ) -> Option<broadcast::Receiver<OwnedChange>> {
     let snapshot = state.directory.owned_snapshot();
     let chunks: Vec<&[(Arc<crate::model::Instance>, Owner)]> = if snapshot.instances.is_empty() {
@@ -235,7 +232,7 @@ async fn send_snapshot(
 }
 
 /// Sends every name claim held here; `false` when the link is gone.
-async fn send_claims(state: &RegistryState, out: &mpsc::Sender<Message>) -> bool {
+async fn send_claims(state: &RegistryState, out: &Outbox) -> bool {
     let claims: Vec<ReplicaClaim> = state
         .guard
         .claims()
