@@ -17,6 +17,7 @@ mod actor;
 mod cache;
 pub(crate) mod connection;
 mod options;
+mod pool;
 pub mod rest;
 
 use std::collections::HashMap;

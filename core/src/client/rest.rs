@@ -1,18 +1,17 @@
 //! A small client for a registry's HTTP API, used by the CLI, the load tool and tests.
 //!
-//! It speaks plain HTTP/1.1 over a pooled hyper client and turns the registry's JSON error bodies
-//! back into [`Error`]s with the registry's own codes.
+//! It speaks HTTP/1.1 with keep-alive over its own pool of hyper connections (`pool`) and turns
+//! the registry's JSON error bodies back into [`Error`]s with the registry's own codes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
+
+use super::pool::Pool;
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::model::{Discovery, Instance, Registration, ServiceSummary};
@@ -36,7 +35,7 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
 #[derive(Clone)]
 pub struct RestClient {
     base: String,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Arc<Pool>,
     timeout: Duration,
     token: Option<String>,
     /// Sent with every request besides the token (a registry forwarding a request marks it).
@@ -86,15 +85,16 @@ impl RestClient {
             format!("http://{base}")
         };
         let connector = crate::tls::http_connector(ca, base.starts_with("https://"))?;
+        let origin: hyper::Uri = base
+            .parse()
+            .map_err(|e| Error::InvalidInput(format!("registry URL {base:?}: {e}")))?;
         // Idle connections are dropped well before a registry closes them (its header timeout,
         // default 10 s): a request sent on one the server is closing at that moment would fail.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
+        let pool = Pool::new(connector, origin, IDLE_CONNECTION_TIMEOUT)
+            .map_err(|e| Error::InvalidInput(format!("registry URL {base:?}: {e}")))?;
         Ok(RestClient {
             base,
-            client,
+            pool: Arc::new(pool),
             timeout: Duration::from_secs(10),
             token: None,
             headers: Vec::new(),
@@ -146,7 +146,7 @@ impl RestClient {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes)> {
         let url = format!("{}{}", self.base, path);
-        let mut req = Request::builder().method(method).uri(&url);
+        let mut req = Request::builder().method(method).uri(path);
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
@@ -159,24 +159,10 @@ impl RestClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::InvalidInput(format!("bad request to {url}: {e}")))?;
-        let fut = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| crate::tls::describe_tls_error(&self.base, &e))?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| Error::Unreachable(format!("reading answer from {}: {e}", self.base)))?
-                .to_bytes();
-            Ok::<_, Error>((status, bytes))
-        };
-        tokio::time::timeout(self.timeout, fut)
+        tokio::time::timeout(self.timeout, self.pool.send(req))
             .await
             .map_err(|_| Error::timeout(&format!("request to {url}"), self.timeout))?
+            .map_err(|e| crate::tls::describe_tls_error(&self.base, &*e))
     }
 
     async fn json<T: DeserializeOwned>(
