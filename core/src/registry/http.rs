@@ -667,9 +667,11 @@ async fn forwarded(
 }
 
 /// Read buffer of each session's WebSocket, bytes: held for the session's life, so it is what
-/// an idle session costs most (8 KiB was 40 % of a session's heap). Most frames are well under
-/// it (a registration with its metadata is ~0.5 KB); a larger one grows the buffer.
-const WS_READ_BUFFER: usize = 2 * 1024;
+/// an idle session costs most (8 KiB was 40 % of a session's heap; 2 KiB then 1 KiB of its
+/// ~11 KB). Most frames are well under it (a registration with its metadata is ~0.5 KB); a
+/// larger one grows the buffer. Pipelined registrations read two frames a syscall instead of
+/// four: no change in their rate measured (`netget bench`, alternated).
+const WS_READ_BUFFER: usize = 1024;
 
 /// The WebSocket endpoint of the netget/1 protocol (PROTOCOL.md): sessions of service and client
 /// nodes, browsers (netget.js) and peer registries.

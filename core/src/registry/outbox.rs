@@ -47,8 +47,9 @@ pub(super) enum FeedKey {
 enum Outgoing {
     /// A frame to write.
     Frame(Message),
-    /// Start (or replace) following a feed.
-    Follow(FeedKey, Feed),
+    /// Start (or replace) following a feed (boxed: rare, and every slot of the queue is as
+    /// large as its largest item).
+    Follow(Box<(FeedKey, Feed)>),
     /// Stop following a feed.
     Unfollow(FeedKey),
 }
@@ -83,14 +84,14 @@ impl Outbox {
     /// Queues a frame if there is room now.
     pub(super) fn try_send(&self, m: Message) -> Result<(), TryRefused> {
         self.tx.try_send(Outgoing::Frame(m)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => TryRefused::Full,
-            mpsc::error::TrySendError::Closed(_) => TryRefused::Closed,
+            mpsc::error::TrySendError::Full(Outgoing::Frame(m)) => TryRefused::Full(m),
+            _ => TryRefused::Closed,
         })
     }
 
     /// Has the writer follow `feed` from after everything queued so far.
     pub(super) async fn follow(&self, key: FeedKey, feed: Feed) -> Result<(), Refused> {
-        self.queue(Outgoing::Follow(key, feed)).await
+        self.queue(Outgoing::Follow(Box::new((key, feed)))).await
     }
 
     /// Has the writer drop the feed of `key` (if any) after everything queued so far.
@@ -106,8 +107,8 @@ impl Outbox {
 /// Why [`Outbox::try_send`] did not queue.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum TryRefused {
-    /// The queue is full: the peer is not reading.
-    Full,
+    /// The queue is full (the peer is not reading, or not yet): here is the frame back.
+    Full(Message),
     /// The writer is gone.
     Closed,
 }
@@ -229,7 +230,8 @@ async fn take(
             sink.feed(m).await?;
             Ok(closing)
         }
-        Outgoing::Follow(key, feed) => {
+        Outgoing::Follow(follow) => {
+            let (key, feed) = *follow;
             feeds.follow(key, feed);
             Ok(false)
         }

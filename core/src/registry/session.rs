@@ -356,49 +356,22 @@ impl Session {
             }
             // Frames first: after a pause of this process they are read before the overdue
             // tick judges (see `Liveness`).
-            tokio::select! {
+            let text = tokio::select! {
                 biased;
                 _ = stopping(&mut shutdown_rx) => {
                     return (close::GOING_AWAY, "registry shutting down".into());
                 }
                 frame = stream.next() => {
                     liveness.heard();
-                    let text = match frame {
+                    match frame {
                         None => return (close::NORMAL, "peer went away".into()),
                         Some(Err(e)) => return (read_error_code(&e), format!("read error: {e}")),
-                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Text(t))) => Ok(t),
                         Some(Ok(Message::Close(_))) => return (close::NORMAL, "closed by peer".into()),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                        Some(Ok(Message::Binary(_))) => {
-                            let e = Error::InvalidInput("binary frames are not part of netget/1; send JSON text frames".into());
-                            if let Some(end) = self.refuse(None, e).await { return end; }
-                            continue;
-                        }
-                    };
-                    if text.len() > max_frame {
-                        let e = Error::too_large("frame", text.len(), max_frame);
-                        self.send(&ServerMessage::error(None, &e)).await;
-                        return (close::TOO_BIG, e.to_string());
-                    }
-                    match ClientMessage::parse(&text) {
-                        Ok(msg) => {
-                            let id = msg.request_id();
-                            // Over the rate: refused with the request's id (so the caller is
-                            // answered), and it counts like garbage would.
-                            if let Err(e) = self.take_rate() {
-                                if let Some(end) = self.refuse(id, e).await { return end; }
-                                continue;
-                            }
-                            self.last_request = Instant::now();
-                            // Boxed for the same reason: an idle session would otherwise hold
-                            // room for the largest request's state (one allocation per request).
-                            match Box::pin(self.handle(msg, &me)).await {
-                                Ok(Some(reply)) => self.send(&reply).await,
-                                Ok(None) => {}
-                                Err(e) => if let Some(end) = self.refuse(id, e).await { return end; },
-                            }
-                        }
-                        Err((id, e)) => if let Some(end) = self.refuse(id, e).await { return end; },
+                        Some(Ok(Message::Binary(_))) => Err(Error::InvalidInput(
+                            "binary frames are not part of netget/1; send JSON text frames".into(),
+                        )),
                     }
                 }
                 due = ping.tick() => {
@@ -420,8 +393,51 @@ impl Session {
                     if let Err(TryRefused::Closed) = self.out.try_send(Message::Ping(Default::default())) {
                         return (close::GOING_AWAY, "writer gone".into());
                     }
+                    continue;
                 }
+            };
+            // Boxed, one allocation per frame: held inline, the state of the largest request
+            // would be room that every idle session's future keeps.
+            if let Some(end) = Box::pin(self.read(text, &me, max_frame)).await {
+                return end;
             }
+        }
+    }
+
+    /// Answers one text frame (or refuses what is not one); the close reason when the session
+    /// must end.
+    async fn read(
+        &mut self,
+        text: Result<Utf8Bytes>,
+        me: &SessionCaller,
+        max_frame: usize,
+    ) -> Option<(u16, String)> {
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => return self.refuse(None, e).await,
+        };
+        if text.len() > max_frame {
+            let e = Error::too_large("frame", text.len(), max_frame);
+            self.send(&ServerMessage::error(None, &e)).await;
+            return Some((close::TOO_BIG, e.to_string()));
+        }
+        match ClientMessage::parse(&text) {
+            Ok(msg) => {
+                let id = msg.request_id();
+                // Over the rate: refused with the request's id (so the caller is answered), and
+                // it counts like garbage would.
+                if let Err(e) = self.take_rate() {
+                    return self.refuse(id, e).await;
+                }
+                self.last_request = Instant::now();
+                match self.handle(msg, me).await {
+                    Ok(Some(reply)) => self.send(&reply).await,
+                    Ok(None) => {}
+                    Err(e) => return self.refuse(id, e).await,
+                }
+                None
+            }
+            Err((id, e)) => self.refuse(id, e).await,
         }
     }
 
@@ -462,9 +478,20 @@ impl Session {
         })
     }
 
+    /// Queues `m` for the writer, waiting up to the stall bound while the queue is full.
     async fn send(&mut self, m: &ServerMessage) {
-        let sent = tokio::time::timeout(self.stall, self.out.send(text(m))).await;
-        if !matches!(sent, Ok(Ok(()))) {
+        // The queue nearly always has room. Waiting on it takes a bounded send, whose state
+        // (a timer and a semaphore's waiter) is boxed: held inline, every idle session's future
+        // would keep room for it.
+        let sent = match self.out.try_send(text(m)) {
+            Ok(()) => return,
+            Err(TryRefused::Closed) => false,
+            Err(TryRefused::Full(m)) => matches!(
+                Box::pin(tokio::time::timeout(self.stall, self.out.send(m))).await,
+                Ok(Ok(()))
+            ),
+        };
+        if !sent {
             self.broken = true;
         }
     }
@@ -472,10 +499,14 @@ impl Session {
     /// Has the writer follow `feed` as `key`, or stop following `key` (`None`), after what was
     /// sent so far.
     async fn follow(&mut self, key: FeedKey, feed: Option<Feed>) {
-        let queued = match feed {
-            Some(feed) => tokio::time::timeout(self.stall, self.out.follow(key, feed)).await,
-            None => tokio::time::timeout(self.stall, self.out.unfollow(key)).await,
-        };
+        let out = &self.out;
+        let queued = Box::pin(tokio::time::timeout(self.stall, async move {
+            match feed {
+                Some(feed) => out.follow(key, feed).await,
+                None => out.unfollow(key).await,
+            }
+        }))
+        .await;
         if !matches!(queued, Ok(Ok(()))) {
             self.broken = true;
         }
