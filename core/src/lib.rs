@@ -12,11 +12,13 @@
 //! - [`wire`]: the WebSocket protocol `netget/1` (see PROTOCOL.md) and its shared encodings.
 //!
 //! The registry side, [`registry`]: its state, the one pipeline of operations (`registry::ops`),
-//! the front ends that call it (HTTP, WebSocket sessions), and what the operations work with
+//! the front ends that call it (HTTP, WebSocket sessions, each session writing through its
+//! outbox, whose writer follows the session's watches itself), and what the operations work with
 //! (the directory and its watch channels, channels, health checks, the store, metrics).
 //!
 //! The client side, [`client`]: the [`Netget`] handle, its options, the discovery cache, the
-//! session actor that fails over between registries, and a REST client ([`client::rest`]).
+//! session actor that fails over between registries, and a REST client ([`client::rest`]) over
+//! its own pool of keep-alive connections.
 //!
 //! Around them: [`embed`] (the options-object surface the Python and Node packages wrap) and
 //! [`cli`] (the `netget` command line, with the load tool behind `netget bench`).
