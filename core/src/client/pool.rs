@@ -24,8 +24,17 @@ use tokio::time::Instant;
 /// What a connection reads and writes: TCP, with TLS for `https://`.
 type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 
-/// Why a request got no answer.
+/// An error of the connection, of TLS or of HTTP.
 pub(crate) type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request got no whole answer.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// The registry could not be reached, or took the request and said nothing.
+    Reaching(Failure),
+    /// An answer began and could not be read to its end.
+    Reading(Failure),
+}
 
 /// Idle connections kept at most; more in use at once are closed when they are done.
 const MAX_IDLE: usize = 256;
@@ -61,7 +70,9 @@ impl Pool {
         let authority = origin
             .authority()
             .ok_or_else(|| format!("{origin} names no host"))?;
-        let host = hyper::header::HeaderValue::from_str(authority.as_str())?;
+        // Host is the authority without any `user:password@`.
+        let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+        let host = hyper::header::HeaderValue::from_str(host)?;
         Ok(Pool {
             connector,
             origin,
@@ -79,7 +90,7 @@ impl Pool {
     pub(crate) async fn send(
         &self,
         mut req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), Failure> {
+    ) -> Result<(StatusCode, Bytes), Failed> {
         req.headers_mut()
             .insert(hyper::header::HOST, self.host.clone());
         if let Some(conn) = self.checkout() {
@@ -92,18 +103,19 @@ impl Pool {
                 Err(Exchange::Unsent(unsent, _)) => req = *unsent,
                 Err(Exchange::NoAnswer(e)) => match again {
                     Some(copy) => req = copy,
-                    None => return Err(e),
+                    None => return Err(Failed::Reaching(e)),
                 },
-                Err(Exchange::Broken(e)) => return Err(e),
+                Err(Exchange::Broken(e)) => return Err(Failed::Reading(e)),
             }
         }
-        let conn = self.connect().await?;
+        let conn = self.connect().await.map_err(Failed::Reaching)?;
         match exchange(conn, req).await {
             Ok((answer, conn)) => {
                 self.checkin(conn);
                 Ok(answer)
             }
-            Err(Exchange::Unsent(_, e) | Exchange::NoAnswer(e) | Exchange::Broken(e)) => Err(e),
+            Err(Exchange::Unsent(_, e) | Exchange::NoAnswer(e)) => Err(Failed::Reaching(e)),
+            Err(Exchange::Broken(e)) => Err(Failed::Reading(e)),
         }
     }
 
@@ -128,6 +140,13 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // Requests take the connection put back last, so the ones at the bottom are those idle
+        // longest: expired, they are closed here rather than left half-closed by the registry.
+        let expired = idle
+            .iter()
+            .take_while(|(_, since)| since.elapsed() >= self.idle_timeout)
+            .count();
+        idle.drain(..expired);
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));
         }
@@ -165,10 +184,10 @@ fn copy(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
 /// Sends `req` on `conn` and reads the whole answer, polling the connection meanwhile; gives the
 /// connection back for reuse.
 async fn exchange(
-    mut conn: Conn,
+    conn: Conn,
     req: Request<Full<Bytes>>,
 ) -> Result<((StatusCode, Bytes), Conn), Exchange> {
-    let Conn { tx, driver } = &mut conn;
+    let Conn { mut tx, mut driver } = conn;
     let ready = drive(driver.as_mut(), tx.ready()).await;
     if let Some(e) = match ready {
         Ok(Ok(())) => None,
@@ -177,9 +196,26 @@ async fn exchange(
     } {
         return Err(Exchange::Unsent(Box::new(req), e));
     }
-    let response = match drive(driver.as_mut(), tx.try_send_request(req)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(mut refused)) => {
+    let mut sending = std::pin::pin!(tx.try_send_request(req));
+    let sent = match drive(driver.as_mut(), &mut sending).await {
+        Ok(sent) => sent,
+        Err(ended) => {
+            // The connection ended first (the registry closed it). Dropping it settles the
+            // request it held: given back if it was never written.
+            drop(driver);
+            return Err(match sending.now_or_never() {
+                Some(Err(mut refused)) => match refused.take_message() {
+                    Some(req) => Exchange::Unsent(Box::new(req), ended),
+                    None => Exchange::NoAnswer(ended),
+                },
+                // Answered or not, the connection is gone before the whole answer.
+                Some(Ok(_)) | None => Exchange::NoAnswer(ended),
+            });
+        }
+    };
+    let response = match sent {
+        Ok(response) => response,
+        Err(mut refused) => {
             let unsent = refused.take_message();
             let error: Failure = refused.into_error().into();
             return Err(match unsent {
@@ -187,7 +223,6 @@ async fn exchange(
                 None => Exchange::NoAnswer(error),
             });
         }
-        Err(e) => return Err(Exchange::NoAnswer(e)),
     };
     let status = response.status();
     let body = drive(driver.as_mut(), response.into_body().collect())
@@ -195,7 +230,7 @@ async fn exchange(
         .map_err(Exchange::Broken)?
         .map_err(|e| Exchange::Broken(e.into()))?
         .to_bytes();
-    Ok(((status, body), conn))
+    Ok(((status, body), Conn { tx, driver }))
 }
 
 /// Runs `work` while polling the connection it needs, until `work` is done; an error if the
@@ -244,7 +279,13 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((tcp, peer)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                let answer = service_fn(move |_req| async move {
+                let answer = service_fn(move |req: Request<hyper::body::Incoming>| async move {
+                    if req.uri().path() != "/" {
+                        // What reached the server: the path and the Host header.
+                        let host = req.headers().get(hyper::header::HOST).cloned();
+                        let seen = format!("{} {:?}", req.uri().path(), host);
+                        return Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(seen))));
+                    }
                     let mut r = Response::new(Full::new(Bytes::from(peer.port().to_string())));
                     if close {
                         r.headers_mut()
@@ -328,9 +369,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_the_server_drops_without_saying_so_is_replaced_without_an_error() {
+    async fn a_connection_closed_without_a_word_is_replaced_whatever_the_method() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // One answer per connection, then the connection is closed: no `Connection: close`.
+        // One answer per connection, then the connection is closed, with no `Connection:
+        // close` in the answer: the next request may meet the close only once it is queued on
+        // the connection, and a POST (not idempotent) is sent again only if it was not written.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -340,13 +383,28 @@ mod tests {
                 let _ = tcp
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                     .await;
-                // Dropped here: closed with no word in the answer.
+                let _ = tcp.shutdown().await;
             }
         });
         let pool = pool(origin.parse().unwrap(), Duration::from_secs(4));
         for _ in 0..3 {
             assert_eq!(get(&pool).await, "ok");
+            let req = Request::post("/").body(Full::default()).unwrap();
+            let (status, body) = pool.send(req).await.unwrap();
+            assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
         }
+    }
+
+    #[tokio::test]
+    async fn a_registry_behind_a_path_gets_it_in_front_of_every_request_and_host_has_no_password() {
+        let (origin, _) = server(false).await;
+        let base = origin.to_string().replace("http://", "http://user:secret@");
+        let rest = crate::client::rest::RestClient::new(&format!("{base}netget/")).unwrap();
+        let (status, body) = rest.raw(hyper::Method::GET, "/health", None).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        let seen = String::from_utf8(body.to_vec()).unwrap();
+        let authority = origin.authority().unwrap().as_str().to_string();
+        assert_eq!(seen, format!("/netget/health Some({authority:?})"));
     }
 
     #[tokio::test]
@@ -365,7 +423,9 @@ mod tests {
         drop(listener);
         let pool = pool(origin.parse().unwrap(), Duration::from_secs(4));
         let req = Request::get("/").body(Full::default()).unwrap();
-        let e = pool.send(req).await.unwrap_err();
+        let Failed::Reaching(e) = pool.send(req).await.unwrap_err() else {
+            panic!("not reaching the registry is a failure to reach it")
+        };
         assert!(
             e.to_string().contains("refused") || e.source().is_some(),
             "{e}"

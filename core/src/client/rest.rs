@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::pool::Pool;
+use super::pool::{Failed, Pool};
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::model::{Discovery, Instance, Registration, ServiceSummary};
@@ -35,6 +35,8 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
 #[derive(Clone)]
 pub struct RestClient {
     base: String,
+    /// The path of `base`, if it has one, without its last `/`.
+    prefix: String,
     pool: Arc<Pool>,
     timeout: Duration,
     token: Option<String>,
@@ -85,8 +87,20 @@ impl RestClient {
             format!("http://{base}")
         };
         let connector = crate::tls::http_connector(ca, base.starts_with("https://"))?;
-        let origin: hyper::Uri = base
+        let parsed: hyper::Uri = base
             .parse()
+            .map_err(|e| Error::InvalidInput(format!("registry URL {base:?}: {e}")))?;
+        let prefix = parsed.path().trim_end_matches('/').to_string();
+        let mut origin = hyper::Uri::builder();
+        if let Some(scheme) = parsed.scheme() {
+            origin = origin.scheme(scheme.clone());
+        }
+        if let Some(authority) = parsed.authority() {
+            origin = origin.authority(authority.clone());
+        }
+        let origin = origin
+            .path_and_query("/")
+            .build()
             .map_err(|e| Error::InvalidInput(format!("registry URL {base:?}: {e}")))?;
         // Idle connections are dropped well before a registry closes them (its header timeout,
         // default 10 s): a request sent on one the server is closing at that moment would fail.
@@ -94,6 +108,7 @@ impl RestClient {
             .map_err(|e| Error::InvalidInput(format!("registry URL {base:?}: {e}")))?;
         Ok(RestClient {
             base,
+            prefix,
             pool: Arc::new(pool),
             timeout: Duration::from_secs(10),
             token: None,
@@ -146,7 +161,12 @@ impl RestClient {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes)> {
         let url = format!("{}{}", self.base, path);
-        let mut req = Request::builder().method(method).uri(path);
+        // A registry behind a path (`http://proxy/netget`) keeps it in front of every request's.
+        let target = match self.prefix.is_empty() {
+            true => std::borrow::Cow::Borrowed(path),
+            false => std::borrow::Cow::Owned(format!("{}{path}", self.prefix)),
+        };
+        let mut req = Request::builder().method(method).uri(target.as_ref());
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
@@ -162,7 +182,12 @@ impl RestClient {
         tokio::time::timeout(self.timeout, self.pool.send(req))
             .await
             .map_err(|_| Error::timeout(&format!("request to {url}"), self.timeout))?
-            .map_err(|e| crate::tls::describe_tls_error(&self.base, &*e))
+            .map_err(|e| match e {
+                Failed::Reaching(e) => crate::tls::describe_tls_error(&self.base, &*e),
+                Failed::Reading(e) => {
+                    Error::Unreachable(format!("reading answer from {}: {e}", self.base))
+                }
+            })
     }
 
     async fn json<T: DeserializeOwned>(

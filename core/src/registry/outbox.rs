@@ -17,7 +17,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::{FutureExt, SinkExt, Stream};
+use futures_util::stream::{self, AbortHandle, Abortable, SelectAll};
+use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::model::{ChannelName, ServiceName};
@@ -113,44 +114,47 @@ pub(super) enum TryRefused {
     Closed,
 }
 
-/// The feeds a writer follows. Few per session (bounded by the per-session limits), so a
-/// linear scan beats a map.
+/// The feeds a writer follows. Each is polled only when its channel woke it (`SelectAll`), so
+/// an event costs the same whether the session follows one feed or hundreds; each is abortable,
+/// so that one can be dropped by its key.
 #[derive(Default)]
 struct Feeds {
-    list: Vec<(FeedKey, Feed)>,
-    /// Where the next poll starts, so one busy feed cannot starve the others.
-    start: usize,
+    /// Made with the first feed: most sessions follow none.
+    streams: Option<SelectAll<Abortable<Feed>>>,
+    keys: Vec<(FeedKey, AbortHandle)>,
 }
 
 impl Feeds {
     fn follow(&mut self, key: FeedKey, feed: Feed) {
-        match self.list.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = feed,
-            None => self.list.push((key, feed)),
-        }
+        self.unfollow(&key);
+        let (feed, handle) = stream::abortable(feed);
+        self.streams.get_or_insert_with(SelectAll::new).push(feed);
+        self.keys.push((key, handle));
     }
 
+    /// Stops following `key`: its feed ends, and is dropped, at the next poll.
     fn unfollow(&mut self, key: &FeedKey) {
-        self.list.retain(|(k, _)| k != key);
+        self.keys.retain(|(k, handle)| {
+            if k == key {
+                handle.abort();
+            }
+            k != key
+        });
     }
 
-    /// The next frame of any feed; pending while there is none (and forever with no feeds). A
-    /// feed that ends is dropped.
+    /// Drops every feed now.
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.streams = None;
+    }
+
+    /// The next frame of any feed; pending while there is none (and forever with no feeds).
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Message> {
-        let mut polled = 0;
-        while polled < self.list.len() {
-            let i = (self.start + polled) % self.list.len();
-            match self.list[i].1.as_mut().poll_next(cx) {
-                Poll::Ready(Some(m)) => {
-                    self.start = i + 1;
-                    return Poll::Ready(m);
-                }
-                // The feed's last element moves into `i`: poll that slot again.
-                Poll::Ready(None) => drop(self.list.swap_remove(i)),
-                Poll::Pending => polled += 1,
-            }
+        match self.streams.as_mut().map(|s| s.poll_next_unpin(cx)) {
+            Some(Poll::Ready(Some(m))) => Poll::Ready(m),
+            // No feed left: the writer polls again once a Follow arrives through the queue.
+            _ => Poll::Pending,
         }
-        Poll::Pending
     }
 
     async fn next(&mut self) -> Message {
@@ -225,7 +229,7 @@ async fn take(
             let closing = matches!(m, Message::Close(_));
             if closing {
                 // Nothing follows a close frame: let go of the feeds (and their receivers) now.
-                feeds.list.clear();
+                feeds.clear();
             }
             sink.feed(m).await?;
             Ok(closing)
@@ -263,16 +267,19 @@ mod tests {
     }
 
     #[test]
-    fn feeds_take_turns_and_an_ended_feed_is_dropped() {
+    fn every_feed_is_read_and_an_ended_feed_is_dropped() {
         let mut feeds = Feeds::default();
+        assert!(feeds.next().now_or_never().is_none(), "no feed: pending");
         feeds.follow(FeedKey::Network, feed(vec!["n1", "n2", "n3"]));
         feeds.follow(
             FeedKey::Channel(ChannelName::new("c").unwrap()),
             feed(vec!["c1"]),
         );
-        assert_eq!(drain(&mut feeds), ["n1", "c1", "n2", "n3"]);
-        assert!(feeds.list.is_empty(), "both feeds ended and were dropped");
-        assert!(feeds.next().now_or_never().is_none(), "no feed: pending");
+        let mut got = drain(&mut feeds);
+        got.sort();
+        assert_eq!(got, ["c1", "n1", "n2", "n3"]);
+        assert!(feeds.next().now_or_never().is_none(), "both ended: pending");
+        assert!(feeds.streams.as_ref().is_some_and(|s| s.is_empty()));
     }
 
     #[test]
@@ -281,10 +288,37 @@ mod tests {
         let web = || FeedKey::Service(ServiceName::new("web").unwrap());
         feeds.follow(web(), feed(vec!["old"]));
         feeds.follow(web(), feed(vec!["new"]));
-        assert_eq!(feeds.list.len(), 1);
+        assert_eq!(feeds.keys.len(), 1);
         assert_eq!(drain(&mut feeds), ["new"]);
         feeds.follow(web(), feed(vec!["x"]));
         feeds.unfollow(&web());
         assert_eq!(drain(&mut feeds), Vec::<String>::new());
+        assert!(feeds.keys.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_feed_that_gets_an_event_wakes_the_writer_whichever_it_is() {
+        // Many idle feeds and one that receives later: the receiving one is found, by its own
+        // wake-up, not by polling all of them.
+        let mut feeds = Feeds::default();
+        let mut senders = Vec::new();
+        for i in 0..50 {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+            senders.push(tx);
+            let rx = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|m| (m, rx))
+            });
+            feeds.follow(
+                FeedKey::Channel(ChannelName::new(&format!("c{i}")).unwrap()),
+                Box::pin(rx),
+            );
+        }
+        assert!(feeds.next().now_or_never().is_none());
+        let sender = senders.get(37).unwrap().clone();
+        tokio::spawn(async move { sender.send(text("late")).unwrap() });
+        let got = tokio::time::timeout(Duration::from_secs(5), feeds.next())
+            .await
+            .expect("the writer is woken by the feed that received");
+        assert!(matches!(got, Message::Text(t) if t == "late"));
     }
 }

@@ -499,6 +499,10 @@ impl Session {
     /// Has the writer follow `feed` as `key`, or stop following `key` (`None`), after what was
     /// sent so far.
     async fn follow(&mut self, key: FeedKey, feed: Option<Feed>) {
+        // A queue that already stalled would only make the session wait a second time.
+        if self.broken {
+            return;
+        }
         let out = &self.out;
         let queued = Box::pin(tokio::time::timeout(self.stall, async move {
             match feed {
@@ -577,8 +581,12 @@ impl Session {
                 let (instances, rx) =
                     ops::watch(state, Caller::Session(me, &self.owned), network, &name)?;
                 let feed = service_feed(name.clone(), rx, state.clone(), network.clone());
-                // The snapshot answer goes out before the feed can push any event (it replaces
-                // the feed of an earlier watch of the same service).
+                // A watch again replaces the first: its feed stops before the snapshot answer,
+                // so no event older than the snapshot follows it.
+                if self.watches.contains(&name) {
+                    self.follow(FeedKey::Service(name.clone()), None).await;
+                }
+                // The snapshot answer goes out before the feed can push any event.
                 self.send(&ServerMessage::Result {
                     id,
                     data: ResultData::Watching { instances },
@@ -599,6 +607,9 @@ impl Session {
                 let (instances, rx) =
                     ops::watch_network(state, Caller::Session(me, &self.owned), network)?;
                 let feed = network_feed(rx, state.clone(), network.clone());
+                if self.network_watch {
+                    self.follow(FeedKey::Network, None).await;
+                }
                 self.send(&ServerMessage::Result {
                     id,
                     data: ResultData::Watching { instances },
