@@ -123,7 +123,7 @@ impl Pool {
     fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((mut conn, since)) = idle.pop() {
-            if since.elapsed() >= self.idle_timeout || conn.tx.is_closed() {
+            if self.expired(since) || conn.tx.is_closed() {
                 continue;
             }
             // Polled once: a connection the server closed while it sat idle ends here.
@@ -135,6 +135,11 @@ impl Pool {
         None
     }
 
+    /// Whether a connection idle since `since` is past its time.
+    fn expired(&self, since: Instant) -> bool {
+        since.elapsed() >= self.idle_timeout
+    }
+
     fn checkin(&self, conn: Conn) {
         if conn.tx.is_closed() {
             return;
@@ -144,7 +149,7 @@ impl Pool {
         // longest: expired, they are closed here rather than left half-closed by the registry.
         let expired = idle
             .iter()
-            .take_while(|(_, since)| since.elapsed() >= self.idle_timeout)
+            .take_while(|(_, since)| self.expired(*since))
             .count();
         idle.drain(..expired);
         if idle.len() < MAX_IDLE {
@@ -188,39 +193,23 @@ async fn exchange(
     req: Request<Full<Bytes>>,
 ) -> Result<((StatusCode, Bytes), Conn), Exchange> {
     let Conn { mut tx, mut driver } = conn;
-    let ready = drive(driver.as_mut(), tx.ready()).await;
-    if let Some(e) = match ready {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.into()),
-        Err(e) => Some(e),
-    } {
-        return Err(Exchange::Unsent(Box::new(req), e));
+    match drive(driver.as_mut(), tx.ready()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Exchange::Unsent(Box::new(req), e.into())),
+        Err(ended) => return Err(Exchange::Unsent(Box::new(req), ended)),
     }
     let mut sending = std::pin::pin!(tx.try_send_request(req));
-    let sent = match drive(driver.as_mut(), &mut sending).await {
-        Ok(sent) => sent,
+    let response = match drive(driver.as_mut(), &mut sending).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(refused)) => return Err(not_taken(refused, None)),
         Err(ended) => {
             // The connection ended first (the registry closed it). Dropping it settles the
             // request it held: given back if it was never written.
             drop(driver);
             return Err(match sending.now_or_never() {
-                Some(Err(mut refused)) => match refused.take_message() {
-                    Some(req) => Exchange::Unsent(Box::new(req), ended),
-                    None => Exchange::NoAnswer(ended),
-                },
+                Some(Err(refused)) => not_taken(refused, Some(ended)),
                 // Answered or not, the connection is gone before the whole answer.
                 Some(Ok(_)) | None => Exchange::NoAnswer(ended),
-            });
-        }
-    };
-    let response = match sent {
-        Ok(response) => response,
-        Err(mut refused) => {
-            let unsent = refused.take_message();
-            let error: Failure = refused.into_error().into();
-            return Err(match unsent {
-                Some(req) => Exchange::Unsent(Box::new(req), error),
-                None => Exchange::NoAnswer(error),
             });
         }
     };
@@ -231,6 +220,20 @@ async fn exchange(
         .map_err(|e| Exchange::Broken(e.into()))?
         .to_bytes();
     Ok(((status, body), Conn { tx, driver }))
+}
+
+/// A request the connection did not take: back to be sent again if it was never written. The
+/// error is `ended`'s when the connection's end is what refused it.
+fn not_taken(
+    mut refused: hyper::client::conn::TrySendError<Request<Full<Bytes>>>,
+    ended: Option<Failure>,
+) -> Exchange {
+    let unsent = refused.take_message();
+    let error = ended.unwrap_or_else(|| refused.into_error().into());
+    match unsent {
+        Some(req) => Exchange::Unsent(Box::new(req), error),
+        None => Exchange::NoAnswer(error),
+    }
 }
 
 /// Runs `work` while polling the connection it needs, until `work` is done; an error if the

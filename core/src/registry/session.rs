@@ -339,8 +339,7 @@ impl Session {
         self.me = Some(me.clone());
         self.shared.set_outbox(self.id, Some(self.out.clone()));
         let cfg = &self.shared.config;
-        let (timeout, max_frame, ping_every) =
-            (cfg.session_timeout, cfg.max_frame, cfg.ping_interval);
+        let (timeout, ping_every) = (cfg.session_timeout, cfg.ping_interval);
         let mut shutdown_rx = self.shared.shutdown_rx.clone();
         // A live peer answers every ping, so its silence stays under one interval; judging
         // against `timeout - interval` at each tick removes a silent one within `timeout` of
@@ -398,7 +397,7 @@ impl Session {
             };
             // Boxed, one allocation per frame: held inline, the state of the largest request
             // would be room that every idle session's future keeps.
-            if let Some(end) = Box::pin(self.read(text, &me, max_frame)).await {
+            if let Some(end) = Box::pin(self.read(text, &me)).await {
                 return end;
             }
         }
@@ -406,12 +405,8 @@ impl Session {
 
     /// Answers one text frame (or refuses what is not one); the close reason when the session
     /// must end.
-    async fn read(
-        &mut self,
-        text: Result<Utf8Bytes>,
-        me: &SessionCaller,
-        max_frame: usize,
-    ) -> Option<(u16, String)> {
+    async fn read(&mut self, text: Result<Utf8Bytes>, me: &SessionCaller) -> Option<(u16, String)> {
+        let max_frame = self.shared.config.max_frame;
         let text = match text {
             Ok(t) => t,
             Err(e) => return self.refuse(None, e).await,
